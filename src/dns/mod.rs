@@ -1,0 +1,19 @@
+//! The DNS engine: plain Rust with no nginx symbols, so that it can be unit
+//! tested, fuzzed and benchmarked on its own.
+//!
+//! `config` validates what the directives say, `zone` builds answer templates
+//! from it once, and `Zone::respond` answers a query by copying and patching
+//! a template into a caller-provided buffer (no allocation per query).
+
+pub mod config;
+pub mod name;
+pub mod query;
+pub mod wire;
+pub mod zone;
+
+pub use config::{Addresses, ConfigError, ZoneConfig};
+pub use name::Name;
+pub use zone::{Answered, QueryContext, Transport, Zone};
+
+#[cfg(test)]
+mod tests;
