@@ -44,6 +44,7 @@ struct SoaTimers {
 pub struct SrvConf {
     service: Option<(Name, Place)>,
     nameservers: Option<Vec<Name>>,
+    nameservers_at: Option<Place>,
     addresses: Option<Addresses>,
     ttl: Option<(u32, u32)>,
     soa_contact: Option<Name>,
@@ -178,10 +179,12 @@ pub unsafe extern "C" fn set_nameservers(
     cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
+    let at = place(cf);
     directive(cf, cmd, conf, |conf, args, _| {
         once(&conf.nameservers)?;
         let names = args.iter().map(|a| config::parse_host(a).map_err(invalid(a))).collect::<Result<_, _>>()?;
         conf.nameservers = Some(names);
+        conf.nameservers_at = Some(at);
         Ok(())
     })
 }
@@ -357,11 +360,15 @@ fn build_zone(conf: &mut SrvConf) -> Result<(), String> {
     if let Some(nsid) = &conf.nsid {
         zone.nsid = nsid.clone();
     }
+    let ns_at = conf.nameservers_at.as_ref().unwrap_or(&at);
     let built = Zone::build(&zone).map_err(|e| match e {
         ConfigError::NoNameServers => format!(
             "\"dns_nameservers\" is required with \"dns_service\" {} in {}:{}",
             zone.apex, at.file, at.line
         ),
+        e @ (ConfigError::NameServerInZone(..) | ConfigError::DuplicateNameServer(_)) => {
+            format!("invalid \"dns_nameservers\" directive: {e} in {}:{}", ns_at.file, ns_at.line)
+        }
         other => format!("\"dns_service\" {}: {other} in {}:{}", zone.apex, at.file, at.line),
     })?;
     conf.zone = Some(built);
