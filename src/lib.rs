@@ -8,6 +8,7 @@
 //! crossing into nginx.
 
 pub mod dns;
+pub mod health;
 
 #[cfg(not(test))]
 mod conf;

@@ -1,0 +1,8 @@
+//! Load and health → answer, delay or drop. Plain Rust with no nginx
+//! symbols: the glue gathers raw inputs (files, probe responses, upstream
+//! peers) and the shared-memory table; everything that decides lives here.
+
+pub mod policy;
+pub mod shared;
+pub mod sources;
+pub mod state;
