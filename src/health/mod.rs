@@ -3,6 +3,8 @@
 //! peers) and the shared-memory table; everything that decides lives here.
 
 pub mod policy;
+pub mod settings;
 pub mod shared;
 pub mod sources;
 pub mod state;
+pub mod status;

@@ -1,0 +1,214 @@
+//! The status report: Prometheus text exposition and JSON, rendered from the
+//! shared table.
+
+use super::shared::{DropReason, ServiceSlot, Source, NOT_CONFIGURED, QTYPES, RCODES};
+use super::state::{Reading, State};
+use std::fmt::Write;
+use std::sync::atomic::Ordering::Relaxed;
+
+fn name(slot: &ServiceSlot) -> String {
+    String::from_utf8_lossy(slot.name()).replace(['"', '\\'], "")
+}
+
+fn reading_of(slot: &ServiceSlot, source: Source) -> Option<Reading> {
+    match slot.readings[source as usize].load(Relaxed) {
+        NOT_CONFIGURED => None,
+        v => Reading::from_i32(v),
+    }
+}
+
+fn reading_label(r: Reading) -> &'static str {
+    match r {
+        Reading::Load(_) => "ok",
+        Reading::Down => "down",
+        Reading::Drain => "drain",
+        Reading::Starting => "starting",
+    }
+}
+
+/// Prometheus text format (version 0.0.4).
+pub fn prometheus(slots: &[&ServiceSlot]) -> String {
+    let mut out = String::with_capacity(4096);
+    let family = |out: &mut String, metric: &str, kind: &str, help: &str| {
+        let _ = writeln!(out, "# HELP {metric} {help}\n# TYPE {metric} {kind}");
+    };
+    family(&mut out, "dns_service_state", "gauge", "1 for the service's current state.");
+    for s in slots {
+        let current = State::from_u32(s.state.load(Relaxed));
+        for state in State::ALL {
+            let _ = writeln!(out, "dns_service_state{{service=\"{}\",state=\"{}\"}} {}", name(s), state.name(), u8::from(state == current));
+        }
+    }
+    family(&mut out, "dns_service_load", "gauge", "Smoothed load, 0 to 1.");
+    for s in slots {
+        let _ = writeln!(out, "dns_service_load{{service=\"{}\"}} {:.3}", name(s), f64::from(s.load_milli.load(Relaxed)) / 1000.0);
+    }
+    family(&mut out, "dns_service_delay_seconds", "gauge", "Current delay of answers.");
+    for s in slots {
+        let _ = writeln!(out, "dns_service_delay_seconds{{service=\"{}\"}} {:.6}", name(s), f64::from(s.delay_us.load(Relaxed)) / 1e6);
+    }
+    family(&mut out, "dns_service_drop_ratio", "gauge", "Current probability of dropping an answer.");
+    for s in slots {
+        let _ = writeln!(out, "dns_service_drop_ratio{{service=\"{}\"}} {:.6}", name(s), f64::from(s.drop_ppm.load(Relaxed)) / 1e6);
+    }
+    family(&mut out, "dns_service_source_load", "gauge", "Last load reading of each configured source (when it reports one).");
+    for s in slots {
+        for source in Source::ALL {
+            if let Some(Reading::Load(l)) = reading_of(s, source) {
+                let _ = writeln!(out, "dns_service_source_load{{service=\"{}\",source=\"{}\"}} {:.3}", name(s), source.name(), l);
+            }
+        }
+    }
+    family(&mut out, "dns_service_source_status", "gauge", "1 for each configured source's current status.");
+    for s in slots {
+        for source in Source::ALL {
+            if let Some(r) = reading_of(s, source) {
+                let _ = writeln!(
+                    out,
+                    "dns_service_source_status{{service=\"{}\",source=\"{}\",status=\"{}\"}} 1",
+                    name(s),
+                    source.name(),
+                    reading_label(r)
+                );
+            }
+        }
+    }
+    family(&mut out, "dns_service_queries_total", "counter", "Queries received, by transport.");
+    for s in slots {
+        let c = &s.counters;
+        let _ = writeln!(out, "dns_service_queries_total{{service=\"{}\",transport=\"udp\"}} {}", name(s), c.queries_udp.load(Relaxed));
+        let _ = writeln!(out, "dns_service_queries_total{{service=\"{}\",transport=\"tcp\"}} {}", name(s), c.queries_tcp.load(Relaxed));
+    }
+    family(&mut out, "dns_service_queries_by_type_total", "counter", "Queries received, by query type.");
+    for s in slots {
+        for (i, (_, t)) in QTYPES.iter().enumerate() {
+            let _ = writeln!(out, "dns_service_queries_by_type_total{{service=\"{}\",qtype=\"{t}\"}} {}", name(s), s.counters.qtype[i].load(Relaxed));
+        }
+    }
+    family(&mut out, "dns_service_responses_total", "counter", "Responses sent, by response code.");
+    for s in slots {
+        for (i, (_, r)) in RCODES.iter().enumerate() {
+            let _ = writeln!(out, "dns_service_responses_total{{service=\"{}\",rcode=\"{r}\"}} {}", name(s), s.counters.rcode[i].load(Relaxed));
+        }
+    }
+    family(&mut out, "dns_service_answered_total", "counter", "Responses sent without delay.");
+    family(&mut out, "dns_service_delayed_total", "counter", "Responses sent after a shedding delay.");
+    family(&mut out, "dns_service_truncated_total", "counter", "UDP responses sent truncated (TC=1).");
+    family(&mut out, "dns_service_refused_by_policy_total", "counter", "REFUSED sent because the service was silent.");
+    for s in slots {
+        let c = &s.counters;
+        let _ = writeln!(out, "dns_service_answered_total{{service=\"{}\"}} {}", name(s), c.answered.load(Relaxed));
+        let _ = writeln!(out, "dns_service_delayed_total{{service=\"{}\"}} {}", name(s), c.delayed.load(Relaxed));
+        let _ = writeln!(out, "dns_service_truncated_total{{service=\"{}\"}} {}", name(s), c.truncated.load(Relaxed));
+        let _ = writeln!(out, "dns_service_refused_by_policy_total{{service=\"{}\"}} {}", name(s), c.refused_by_policy.load(Relaxed));
+    }
+    family(&mut out, "dns_service_dropped_total", "counter", "Queries left unanswered, by reason.");
+    for s in slots {
+        for reason in DropReason::ALL {
+            let _ = writeln!(
+                out,
+                "dns_service_dropped_total{{service=\"{}\",reason=\"{}\"}} {}",
+                name(s),
+                reason.name(),
+                s.counters.dropped[reason as usize].load(Relaxed)
+            );
+        }
+    }
+    out
+}
+
+/// The same figures as one JSON document.
+pub fn json(slots: &[&ServiceSlot]) -> String {
+    let mut out = String::from("{\"services\":[");
+    for (n, s) in slots.iter().enumerate() {
+        let c = &s.counters;
+        if n > 0 {
+            out.push(',');
+        }
+        let _ = write!(
+            out,
+            "{{\"name\":\"{}\",\"state\":\"{}\",\"load\":{:.3},\"delay_ms\":{:.3},\"drop_ratio\":{:.6},\"sources\":{{",
+            name(s),
+            State::from_u32(s.state.load(Relaxed)).name(),
+            f64::from(s.load_milli.load(Relaxed)) / 1000.0,
+            f64::from(s.delay_us.load(Relaxed)) / 1000.0,
+            f64::from(s.drop_ppm.load(Relaxed)) / 1e6
+        );
+        let mut first = true;
+        for source in Source::ALL {
+            let Some(r) = reading_of(s, source) else { continue };
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            let _ = write!(out, "\"{}\":{{\"status\":\"{}\"", source.name(), reading_label(r));
+            if let Reading::Load(l) = r {
+                let _ = write!(out, ",\"load\":{l:.3}");
+            }
+            out.push('}');
+        }
+        let _ = write!(out, "}},\"queries\":{{\"udp\":{},\"tcp\":{},\"by_type\":{{", c.queries_udp.load(Relaxed), c.queries_tcp.load(Relaxed));
+        for (i, (_, t)) in QTYPES.iter().enumerate() {
+            let _ = write!(out, "{}\"{t}\":{}", if i > 0 { "," } else { "" }, c.qtype[i].load(Relaxed));
+        }
+        out.push_str("}},\"responses\":{");
+        for (i, (_, r)) in RCODES.iter().enumerate() {
+            let _ = write!(out, "{}\"{r}\":{}", if i > 0 { "," } else { "" }, c.rcode[i].load(Relaxed));
+        }
+        let _ = write!(
+            out,
+            "}},\"answered\":{},\"delayed\":{},\"truncated\":{},\"refused_by_policy\":{},\"dropped\":{{",
+            c.answered.load(Relaxed),
+            c.delayed.load(Relaxed),
+            c.truncated.load(Relaxed),
+            c.refused_by_policy.load(Relaxed)
+        );
+        for (i, reason) in DropReason::ALL.iter().enumerate() {
+            let _ = write!(out, "{}\"{}\":{}", if i > 0 { "," } else { "" }, reason.name(), c.dropped[*reason as usize].load(Relaxed));
+        }
+        out.push_str("}}");
+    }
+    out.push_str("]}\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::shared::Table;
+    use super::*;
+
+    #[test]
+    fn renders_both_formats() {
+        let mut memory = vec![0u64; std::mem::size_of::<Table>() / 8 + 1];
+        let table = unsafe { Table::init(memory.as_mut_ptr() as *mut u8) };
+        let idx = unsafe { table.assign(&[b"www.example.com"]) }.unwrap()[0];
+        let slot = &table.slots[idx];
+        slot.state.store(State::Shedding as u32, Relaxed);
+        slot.load_milli.store(850, Relaxed);
+        for (i, r) in slot.readings.iter().enumerate() {
+            r.store(if i == Source::File as usize { 850 } else { NOT_CONFIGURED }, Relaxed);
+        }
+        slot.counters.query(false, Some(1));
+        slot.counters.query(true, Some(99));
+        slot.counters.response(3, false);
+        slot.counters.dropped(DropReason::Shed);
+        let text = prometheus(&[slot]);
+        assert!(text.contains("dns_service_state{service=\"www.example.com\",state=\"shedding\"} 1"));
+        assert!(text.contains("dns_service_load{service=\"www.example.com\"} 0.850"));
+        assert!(text.contains("dns_service_source_load{service=\"www.example.com\",source=\"file\"} 0.850"));
+        assert!(!text.contains("source=\"probe\""));
+        assert!(text.contains("dns_service_queries_total{service=\"www.example.com\",transport=\"tcp\"} 1"));
+        assert!(text.contains("qtype=\"other\"} 1"));
+        assert!(text.contains("rcode=\"NXDOMAIN\"} 1"));
+        assert!(text.contains("reason=\"shed\"} 1"));
+        let doc: serde_json::Value = serde_json::from_str(&json(&[slot])).expect("valid JSON");
+        let service = &doc["services"][0];
+        assert_eq!(service["name"], "www.example.com");
+        assert_eq!(service["state"], "shedding");
+        assert_eq!(service["sources"]["file"]["load"], 0.85);
+        assert!(service["sources"].get("probe").is_none());
+        assert_eq!(service["queries"]["by_type"]["A"], 1);
+        assert_eq!(service["responses"]["NXDOMAIN"], 1);
+        assert_eq!(service["dropped"]["shed"], 1);
+    }
+}
