@@ -5,6 +5,8 @@
 
 use crate::dns::config::{self, Addresses, ConfigError, NsidSetting, ZoneConfig};
 use crate::dns::{Name, Zone};
+use crate::health::policy::{Policy, Silence};
+use crate::health::settings::{self, FileSettings, HostSource, ProbeSettings, SettingError};
 use crate::util::{guard, str_bytes};
 use ngx::ffi::{
     ngx_command_t, ngx_conf_t, ngx_msec_t, ngx_pool_cleanup_add, ngx_pool_t, ngx_str_t, ngx_stream_conf_ctx_t,
@@ -57,12 +59,101 @@ pub struct SrvConf {
     /// that is given in a server without `dns_service`.
     first_setting: Option<(&'static str, Place)>,
 
+    upstream: Option<UpstreamSettings>,
+    probe: Option<ProbeSettings>,
+    file: Option<FileSettings>,
+    host: Option<HostSource>,
+    smoothing_ms: Option<u64>,
+    policy: Option<Policy>,
+    silence: Option<Silence>,
+    delay_queue: Option<usize>,
+
     /// The built zone; `Some` exactly when this server answers DNS.
     pub zone: Option<Zone>,
+    /// Load and health settings in effect (after merge).
+    pub load: LoadConf,
     pub tcp_timeout_ms: ngx_msec_t,
     pub tcp_max_connections_limit: usize,
     /// Open DNS TCP connections of this server in this worker.
     pub tcp_connections: Cell<usize>,
+}
+
+/// `dns_load_upstream`: an upstream whose shared peer state is a load source.
+#[derive(Clone, Debug)]
+pub struct UpstreamSettings {
+    pub name: String,
+    /// `http`, `stream`, or either when not given.
+    pub kind: Option<UpstreamKind>,
+    pub capacity: Option<u64>,
+    pub place: (String, usize),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpstreamKind {
+    Http,
+    Stream,
+}
+
+/// Default per-worker bound on answers waiting out a shedding delay.
+pub const DEFAULT_DELAY_QUEUE: usize = 4096;
+pub const DEFAULT_SMOOTHING_MS: u64 = 2000;
+
+/// Load/health configuration of one service, as the worker uses it.
+pub struct LoadConf {
+    pub upstream: Option<UpstreamSettings>,
+    /// Set when the configuration is complete (see `upstream::resolve`).
+    pub upstream_peers: crate::upstream::PeersRef,
+    pub probe: Option<ProbeSettings>,
+    pub file: Option<FileSettings>,
+    pub host: Option<HostSource>,
+    pub smoothing_ms: u64,
+    pub policy: Policy,
+    pub silence: Silence,
+    pub delay_queue: usize,
+    /// Index of this service's slot in the shared table.
+    pub slot: Option<usize>,
+}
+
+impl Default for LoadConf {
+    fn default() -> Self {
+        LoadConf {
+            upstream: None,
+            upstream_peers: crate::upstream::PeersRef::None,
+            probe: None,
+            file: None,
+            host: None,
+            smoothing_ms: DEFAULT_SMOOTHING_MS,
+            policy: Policy::default(),
+            silence: Silence::Drop,
+            delay_queue: DEFAULT_DELAY_QUEUE,
+            slot: None,
+        }
+    }
+}
+
+/// Stream-level configuration of the module: every server that answers
+/// DNS (in configuration order) and the shared zone they use.
+pub struct MainConf {
+    pub services: Vec<*mut SrvConf>,
+    pub shm_zone: *mut ngx::ffi::ngx_shm_zone_t,
+    /// The shared table, once the zone is initialized.
+    pub table: *const crate::health::shared::Table,
+}
+
+impl Default for MainConf {
+    fn default() -> Self {
+        MainConf { services: Vec::new(), shm_zone: ptr::null_mut(), table: ptr::null() }
+    }
+}
+
+pub unsafe extern "C" fn create_main_conf(cf: *mut ngx_conf_t) -> *mut c_void {
+    guard(ptr::null_mut(), || pool_allocate((*cf).pool, MainConf::default()) as *mut c_void)
+}
+
+/// The module's stream main configuration while parsing.
+unsafe fn main_conf<'a>(cf: *mut ngx_conf_t) -> &'a mut MainConf {
+    let ctx = (*cf).ctx as *mut ngx_stream_conf_ctx_t;
+    &mut *(*(*ctx).main_conf.add(crate::module::ngx_stream_dns_service_module.ctx_index) as *mut MainConf)
 }
 
 /// Allocates `value` in `pool` and drops it when the pool is destroyed (on
@@ -132,6 +223,14 @@ unsafe fn directive(
                 );
                 CONF_ERROR
             }
+            Err(DirectiveError::Setting { value, error }) => {
+                ngx_conf_log_error!(
+                    NGX_LOG_EMERG,
+                    cf,
+                    "invalid value \"{value}\" in \"{name}\" directive: {error}"
+                );
+                CONF_ERROR
+            }
         }
     })
 }
@@ -139,6 +238,11 @@ unsafe fn directive(
 enum DirectiveError {
     Duplicate,
     Invalid { value: String, error: ConfigError },
+    Setting { value: String, error: SettingError },
+}
+
+fn invalid_setting(value: &str) -> impl FnOnce(SettingError) -> DirectiveError + '_ {
+    move |error| DirectiveError::Setting { value: value.to_string(), error }
 }
 
 fn invalid(value: &str) -> impl FnOnce(ConfigError) -> DirectiveError + '_ {
@@ -315,12 +419,112 @@ pub unsafe extern "C" fn set_tcp_max_connections(
     })
 }
 
+pub unsafe extern "C" fn set_load_upstream(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    let at = place(cf);
+    directive(cf, cmd, conf, |conf, args, _| {
+        once(&conf.upstream)?;
+        let (kind, name) = match args[0].split_once(':') {
+            Some(("http", name)) => (Some(UpstreamKind::Http), name),
+            Some(("stream", name)) => (Some(UpstreamKind::Stream), name),
+            Some(_) => return Err(invalid(args[0])(ConfigError::Parameter(args[0].into()))),
+            None => (None, args[0]),
+        };
+        if name.is_empty() {
+            return Err(invalid(args[0])(ConfigError::Parameter(args[0].into())));
+        }
+        let mut capacity = None;
+        for arg in &args[1..] {
+            let (_, value) = config::split_parameter(arg, &["capacity"]).map_err(invalid(arg))?;
+            capacity = Some(settings::parse_count(arg, value, 1, 100_000_000).map_err(invalid_setting(arg))?);
+        }
+        conf.upstream = Some(UpstreamSettings { name: name.to_string(), kind, capacity, place: (at.file, at.line) });
+        Ok(())
+    })
+}
+
+pub unsafe extern "C" fn set_load_probe(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    directive(cf, cmd, conf, |conf, args, _| {
+        once(&conf.probe)?;
+        conf.probe = Some(settings::parse_probe(args).map_err(invalid_setting(&args.join(" ")))?);
+        Ok(())
+    })
+}
+
+pub unsafe extern "C" fn set_load_file(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    directive(cf, cmd, conf, |conf, args, _| {
+        once(&conf.file)?;
+        conf.file = Some(settings::parse_file(args).map_err(invalid_setting(&args.join(" ")))?);
+        Ok(())
+    })
+}
+
+pub unsafe extern "C" fn set_load_host(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    directive(cf, cmd, conf, |conf, args, _| {
+        once(&conf.host)?;
+        conf.host = Some(settings::parse_host_source(args[0]).map_err(invalid_setting(args[0]))?);
+        Ok(())
+    })
+}
+
+pub unsafe extern "C" fn set_load_smoothing(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    directive(cf, cmd, conf, |conf, args, _| {
+        once(&conf.smoothing_ms)?;
+        let ms = settings::parse_ms_value(args[0])
+            .filter(|ms| *ms <= 600_000)
+            .ok_or_else(|| invalid_setting(args[0])(SettingError::Range(args[0].into(), 0, 600)))?;
+        conf.smoothing_ms = Some(ms);
+        Ok(())
+    })
+}
+
+pub unsafe extern "C" fn set_shed(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    directive(cf, cmd, conf, |conf, args, _| {
+        once(&conf.policy)?;
+        conf.policy = Some(settings::parse_shed(args, Silence::Drop).map_err(invalid_setting(&args.join(" ")))?);
+        Ok(())
+    })
+}
+
+pub unsafe extern "C" fn set_silence(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    directive(cf, cmd, conf, |conf, args, _| {
+        once(&conf.silence)?;
+        conf.silence = Some(settings::parse_silence(args[0]).map_err(invalid_setting(args[0]))?);
+        Ok(())
+    })
+}
+
+pub unsafe extern "C" fn set_delay_queue(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    directive(cf, cmd, conf, |conf, args, _| {
+        once(&conf.delay_queue)?;
+        let n = settings::parse_count(args[0], args[0], 0, 1_000_000).map_err(invalid_setting(args[0]))?;
+        conf.delay_queue = Some(n as usize);
+        Ok(())
+    })
+}
+
 /// Combines the staged values of a server block into its zone.
 pub unsafe extern "C" fn merge_srv_conf(cf: *mut ngx_conf_t, _parent: *mut c_void, child: *mut c_void) -> *mut c_char {
     guard(CONF_ERROR, || {
         let conf = &mut *(child as *mut SrvConf);
         match build_zone(conf) {
-            Ok(()) => CONF_OK,
+            Ok(()) => {
+                if conf.zone.is_some() {
+                    main_conf(cf).services.push(conf as *mut SrvConf);
+                }
+                CONF_OK
+            }
             Err(message) => {
                 ngx_log_error!(NGX_LOG_EMERG, (*cf).log, "{message}");
                 CONF_ERROR
@@ -372,5 +576,33 @@ fn build_zone(conf: &mut SrvConf) -> Result<(), String> {
         other => format!("\"dns_service\" {}: {other} in {}:{}", zone.apex, at.file, at.line),
     })?;
     conf.zone = Some(built);
+    let mut policy = conf.policy.clone().unwrap_or_default();
+    policy.silence = conf.silence.unwrap_or(Silence::Drop);
+    conf.load = LoadConf {
+        upstream: conf.upstream.clone(),
+        probe: conf.probe.clone(),
+        file: conf.file.clone(),
+        host: conf.host,
+        smoothing_ms: conf.smoothing_ms.unwrap_or(DEFAULT_SMOOTHING_MS),
+        silence: policy.silence,
+        policy,
+        delay_queue: conf.delay_queue.unwrap_or(DEFAULT_DELAY_QUEUE),
+        ..LoadConf::default()
+    };
     Ok(())
+}
+
+/// After the stream block: one shared zone for every service's state and
+/// counters (kept across reloads, so counters and health survive them).
+pub unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx::ffi::ngx_int_t {
+    guard(ngx::ffi::NGX_ERROR as ngx::ffi::ngx_int_t, || {
+        let main = main_conf(cf);
+        if main.services.is_empty() {
+            return ngx::ffi::NGX_OK as ngx::ffi::ngx_int_t;
+        }
+        match crate::shm::add_zone(cf, main) {
+            Ok(()) => ngx::ffi::NGX_OK as ngx::ffi::ngx_int_t,
+            Err(()) => ngx::ffi::NGX_ERROR as ngx::ffi::ngx_int_t,
+        }
+    })
 }

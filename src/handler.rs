@@ -2,8 +2,10 @@
 //! connections (2-byte framing, pipelining, timeouts, a connection limit)
 //! from the zone built at configuration time.
 
-use crate::conf::SrvConf;
+use crate::conf::{MainConf, SrvConf};
 use crate::dns::{Answered, QueryContext, Transport, Zone};
+use crate::health::policy::{decide, Action, Shape};
+use crate::health::shared::{DropReason, ServiceSlot};
 use crate::module::ngx_stream_dns_service_module;
 use crate::util::{guard, ip_of};
 use ngx::ffi::{
@@ -30,12 +32,40 @@ pub struct LastQuery {
     pub qtype: Option<u16>,
     /// `None` when no response was sent.
     pub rcode: Option<u16>,
+    /// What the shedding policy did (see `ACTION_NAMES`); 0 when no query.
+    pub action: u8,
+    /// Service state and load when the query was decided.
+    pub state: u32,
+    pub load_milli: u32,
 }
+
+pub const ACTION_NAMES: [&str; 5] = ["", "answered", "delayed", "dropped", "refused"];
+const ANSWERED: u8 = 1;
+const DELAYED: u8 = 2;
+const DROPPED: u8 = 3;
+const REFUSED: u8 = 4;
 
 /// Per-session state, allocated from the connection's pool.
 pub struct SessionCtx {
     pub last: LastQuery,
     tcp: TcpState,
+    /// UDP answers of this session still waiting out a delay.
+    udp_pending: usize,
+    /// TCP: the timer of a delayed answer; the connection pauses meanwhile.
+    delay_event: ngx_event_t,
+}
+
+/// Answers waiting out a shedding delay in this worker (all services).
+static mut WAITING: usize = 0;
+
+fn waiting() -> usize {
+    // SAFETY: nginx workers are single-threaded.
+    unsafe { *ptr::addr_of!(WAITING) }
+}
+
+fn add_waiting(delta: isize) {
+    // SAFETY: nginx workers are single-threaded.
+    unsafe { *ptr::addr_of_mut!(WAITING) = waiting().saturating_add_signed(delta) }
 }
 
 struct TcpState {
@@ -49,6 +79,9 @@ struct TcpState {
     /// When the message being received must be complete.
     message_deadline: Option<ngx_msec_t>,
     eof: bool,
+    /// A delayed answer is in the output: no reads or writes until its
+    /// timer fires.
+    paused: bool,
 }
 
 /// The session's context, if the DNS handler created one.
@@ -62,6 +95,89 @@ pub unsafe fn session_ctx<'a>(s: *mut ngx_stream_session_t) -> Option<&'a mut Se
 
 unsafe fn srv_conf<'a>(s: *mut ngx_stream_session_t) -> &'a SrvConf {
     &*(*(*s).srv_conf.add(ngx_stream_dns_service_module.ctx_index) as *const SrvConf)
+}
+
+/// The service's slot in the shared table.
+unsafe fn slot_of<'a>(s: *mut ngx_stream_session_t, conf: &SrvConf) -> Option<&'a ServiceSlot> {
+    let main = *(*s).main_conf.add(ngx_stream_dns_service_module.ctx_index) as *const MainConf;
+    let table = main.as_ref()?.table.as_ref()?;
+    Some(&table.slots[conf.load.slot?])
+}
+
+/// What to do with a response that is ready.
+enum Outcome {
+    Send(usize),
+    Delay(usize, u32),
+    Nothing,
+}
+
+/// Answers one query into `out` and applies the shedding policy: the
+/// response is sent now, later, or not at all. Counts everything.
+unsafe fn answer_query(
+    conf: &SrvConf,
+    zone: &Zone,
+    slot: Option<&ServiceSlot>,
+    msg: &[u8],
+    qctx: &QueryContext,
+    out: &mut [u8],
+    last: &mut LastQuery,
+) -> Outcome {
+    let tcp = qctx.transport == Transport::Tcp;
+    let answered = zone.respond(msg, qctx, out);
+    record(last, msg, answered);
+    let Some(slot) = slot else {
+        last.action = if answered.is_some() { ANSWERED } else { DROPPED };
+        return answered.map_or(Outcome::Nothing, |a| Outcome::Send(a.len));
+    };
+    let counters = &slot.counters;
+    last.state = slot.state.load(std::sync::atomic::Ordering::Relaxed);
+    last.load_milli = slot.load_milli.load(std::sync::atomic::Ordering::Relaxed);
+    let Some(a) = answered else {
+        counters.dropped(DropReason::Unanswerable);
+        last.action = DROPPED;
+        return Outcome::Nothing;
+    };
+    counters.query(tcp, a.qtype);
+    let shape = Shape {
+        delay_us: slot.delay_us.load(std::sync::atomic::Ordering::Relaxed),
+        drop_ppm: slot.drop_ppm.load(std::sync::atomic::Ordering::Relaxed),
+    };
+    match decide(shape, conf.load.silence, qctx.random) {
+        Action::Answer => {
+            counters.answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            counters.response(a.rcode, a.truncated);
+            last.action = ANSWERED;
+            Outcome::Send(a.len)
+        }
+        Action::Drop => {
+            counters.dropped(if shape.is_silent() { DropReason::Silent } else { DropReason::Shed });
+            last.action = DROPPED;
+            last.rcode = None;
+            Outcome::Nothing
+        }
+        Action::Refuse => match zone.refuse(msg, qctx, out) {
+            Some(r) => {
+                counters.refused_by_policy.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                counters.response(r.rcode, false);
+                last.action = REFUSED;
+                last.rcode = Some(r.rcode);
+                Outcome::Send(r.len)
+            }
+            None => Outcome::Nothing,
+        },
+        Action::Delay { ms } => {
+            if waiting() >= conf.load.delay_queue {
+                counters.dropped(DropReason::DelayQueueFull);
+                last.action = DROPPED;
+                last.rcode = None;
+                return Outcome::Nothing;
+            }
+            counters.delayed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            counters.response(a.rcode, a.truncated);
+            last.action = DELAYED;
+            Outcome::Delay(a.len, ms)
+        }
+    }
 }
 
 /// Per-worker pseudo-random numbers for TTL jitter (xorshift64*; the
@@ -139,31 +255,147 @@ unsafe fn serve(s: *mut ngx_stream_session_t) {
     }
 }
 
+/// Scratch space for UDP responses; workers are single-threaded and a
+/// response is sent (or copied for later) before the next one is built.
+static mut UDP_OUT: [u8; UDP_MAX_RESPONSE] = [0; UDP_MAX_RESPONSE];
+/// Scratch space for further datagrams of a live UDP session.
+static mut UDP_IN: [u8; 65535] = [0; 65535];
+
 unsafe fn serve_udp(s: *mut ngx_stream_session_t, c: *mut ngx_connection_t, zone: &Zone, ctx: &mut SessionCtx) {
-    static mut OUT: [u8; UDP_MAX_RESPONSE] = [0; UDP_MAX_RESPONSE];
     let buf = (*c).buffer;
-    if buf.is_null() || (*buf).last <= (*buf).pos {
+    if !buf.is_null() && (*buf).last > (*buf).pos {
+        let msg = std::slice::from_raw_parts((*buf).pos, (*buf).last.offset_from((*buf).pos) as usize);
+        udp_datagram(s, c, zone, ctx, msg);
+        (*buf).pos = (*buf).last;
+    }
+    if ctx.udp_pending == 0 {
         finalize(s, NGX_STREAM_OK);
-        return;
+    } else {
+        // More datagrams from the same client address reach this session
+        // while it waits.
+        (*(*c).read).handler = Some(udp_read_handler);
     }
-    let msg = std::slice::from_raw_parts((*buf).pos, (*buf).last.offset_from((*buf).pos) as usize);
+}
+
+unsafe fn udp_datagram(
+    s: *mut ngx_stream_session_t,
+    c: *mut ngx_connection_t,
+    zone: &Zone,
+    ctx: &mut SessionCtx,
+    msg: &[u8],
+) {
+    let conf = srv_conf(s);
     let qctx = QueryContext { transport: Transport::Udp, local_addr: local_addr(c), random: next_random() };
-    // SAFETY: workers are single-threaded and the buffer is used only within
-    // this call, so it is never aliased.
-    let out = &mut *ptr::addr_of_mut!(OUT);
-    let answered = zone.respond(msg, &qctx, out);
-    record(&mut ctx.last, msg, answered);
-    (*buf).pos = (*buf).last;
-    if let (Some(a), Some(send)) = (answered, (*c).send) {
-        // Send errors are logged by nginx's UDP send.
-        send(c, out.as_mut_ptr(), a.len);
+    // SAFETY: see UDP_OUT.
+    let out = &mut *ptr::addr_of_mut!(UDP_OUT);
+    match answer_query(conf, zone, slot_of(s, conf), msg, &qctx, out, &mut ctx.last) {
+        Outcome::Send(len) => {
+            if let Some(send) = (*c).send {
+                // Send errors are logged by nginx's UDP send.
+                send(c, out.as_mut_ptr(), len);
+            }
+        }
+        Outcome::Delay(len, ms) => {
+            if !delay_udp(c, ctx, &out[..len], ms) {
+                if let Some(send) = (*c).send {
+                    send(c, out.as_mut_ptr(), len);
+                }
+            }
+        }
+        Outcome::Nothing => {}
     }
-    finalize(s, NGX_STREAM_OK);
+}
+
+/// A UDP answer waiting out its delay.
+#[repr(C)]
+struct DelayedDatagram {
+    event: ngx_event_t,
+    connection: *mut ngx_connection_t,
+    len: usize,
+    // followed by `len` bytes of response
+}
+
+unsafe fn delay_udp(c: *mut ngx_connection_t, ctx: &mut SessionCtx, response: &[u8], ms: u32) -> bool {
+    let size = std::mem::size_of::<DelayedDatagram>() + response.len();
+    let d = ngx::ffi::ngx_pcalloc((*c).pool, size) as *mut DelayedDatagram;
+    if d.is_null() {
+        return false;
+    }
+    ptr::copy_nonoverlapping(response.as_ptr(), (d as *mut u8).add(std::mem::size_of::<DelayedDatagram>()), response.len());
+    (*d).connection = c;
+    (*d).len = response.len();
+    (*d).event.handler = Some(udp_delay_expired);
+    (*d).event.data = d as *mut c_void;
+    (*d).event.log = (*c).log;
+    ngx_add_timer(&mut (*d).event, ms as ngx_msec_t);
+    ctx.udp_pending += 1;
+    add_waiting(1);
+    true
+}
+
+unsafe extern "C" fn udp_delay_expired(ev: *mut ngx_event_t) {
+    let d = (*ev).data as *mut DelayedDatagram;
+    let c = (*d).connection;
+    let s = (*c).data as *mut ngx_stream_session_t;
+    guard((), || {
+        if let Some(send) = (*c).send {
+            send(c, (d as *mut u8).add(std::mem::size_of::<DelayedDatagram>()), (*d).len);
+        }
+    });
+    add_waiting(-1);
+    let Some(ctx) = session_ctx(s) else { return };
+    ctx.udp_pending -= 1;
+    if ctx.udp_pending == 0 {
+        finalize(s, NGX_STREAM_OK);
+    }
+}
+
+/// Further datagrams from the client of a UDP session that is waiting to
+/// send delayed answers.
+unsafe extern "C" fn udp_read_handler(rev: *mut ngx_event_t) {
+    let c = (*rev).data as *mut ngx_connection_t;
+    let s = (*c).data as *mut ngx_stream_session_t;
+    let ok = guard(false, || {
+        let conf = srv_conf(s);
+        let (Some(zone), Some(ctx)) = (conf.zone.as_ref(), session_ctx(s)) else { return false };
+        let Some(recv) = (*c).recv else { return false };
+        // Bounded: one event delivers at most a handful of datagrams.
+        for _ in 0..64 {
+            // SAFETY: see UDP_IN.
+            let input = &mut *ptr::addr_of_mut!(UDP_IN);
+            let n = recv(c, input.as_mut_ptr(), input.len());
+            if n <= 0 {
+                break;
+            }
+            udp_datagram(s, c, zone, ctx, &input[..n as usize]);
+        }
+        if ctx.udp_pending == 0 {
+            finalize(s, NGX_STREAM_OK);
+        }
+        true
+    });
+    if !ok {
+        finalize(s, ngx::ffi::NGX_STREAM_INTERNAL_SERVER_ERROR);
+    }
+}
+
+/// Pool cleanup of a TCP session: give back the connection slot and cancel
+/// a pending delay timer.
+#[repr(C)]
+struct TcpCleanup {
+    conf: *const SrvConf,
+    ctx: *mut SessionCtx,
 }
 
 unsafe extern "C" fn release_tcp_slot(data: *mut c_void) {
-    let conf = &*(data as *const SrvConf);
+    let cleanup = &*(data as *const TcpCleanup);
+    let conf = &*cleanup.conf;
     conf.tcp_connections.set(conf.tcp_connections.get().saturating_sub(1));
+    let ctx = &mut *cleanup.ctx;
+    if ctx.delay_event.timer_set() != 0 {
+        ngx_del_timer(&mut ctx.delay_event);
+        add_waiting(-1);
+    }
 }
 
 unsafe fn start_tcp(
@@ -183,7 +415,7 @@ unsafe fn start_tcp(
         finalize(s, NGX_STREAM_SERVICE_UNAVAILABLE);
         return;
     }
-    let cleanup = ngx_pool_cleanup_add((*c).pool, 0);
+    let cleanup = ngx_pool_cleanup_add((*c).pool, std::mem::size_of::<TcpCleanup>());
     let out_cap = (2 + zone.max_response_len()) * 2;
     let input = ngx_pnalloc((*c).pool, TCP_MAX_QUERY + 2) as *mut u8;
     let output = ngx_pnalloc((*c).pool, out_cap) as *mut u8;
@@ -192,8 +424,10 @@ unsafe fn start_tcp(
         return;
     }
     conf.tcp_connections.set(conf.tcp_connections.get() + 1);
+    let data = (*cleanup).data as *mut TcpCleanup;
+    (*data).conf = conf;
+    (*data).ctx = ctx;
     (*cleanup).handler = Some(release_tcp_slot);
-    (*cleanup).data = conf as *const SrvConf as *mut c_void;
 
     ctx.tcp = TcpState {
         input,
@@ -205,7 +439,11 @@ unsafe fn start_tcp(
         out_last: 0,
         message_deadline: None,
         eof: false,
+        paused: false,
     };
+    ctx.delay_event.handler = Some(tcp_delay_expired);
+    ctx.delay_event.data = c as *mut c_void;
+    ctx.delay_event.log = (*c).log;
     // Data a preread phase already read is the start of the stream.
     let buf = (*c).buffer;
     if !buf.is_null() && (*buf).last > (*buf).pos {
@@ -267,7 +505,11 @@ unsafe fn tcp_step(s: *mut ngx_stream_session_t, c: *mut ngx_connection_t, ev: *
 /// would block or the connection is done.
 unsafe fn tcp_run(c: *mut ngx_connection_t, conf: &SrvConf, zone: &Zone, ctx: &mut SessionCtx) -> Next {
     let room = 2 + zone.max_response_len();
+    let slot = slot_of((*c).data as *mut ngx_stream_session_t, conf);
     loop {
+        if ctx.tcp.paused {
+            return Next::Wait;
+        }
         let st = &mut ctx.tcp;
         // Answer every complete query in the input, as output room allows.
         while st.out_cap - st.out_last >= room {
@@ -287,16 +529,25 @@ unsafe fn tcp_run(c: *mut ngx_connection_t, conf: &SrvConf, zone: &Zone, ctx: &m
             let msg = &input[2..2 + len];
             let qctx = QueryContext { transport: Transport::Tcp, local_addr: local_addr(c), random: next_random() };
             let out = std::slice::from_raw_parts_mut(st.output.add(st.out_last + 2), st.out_cap - st.out_last - 2);
-            let answered = zone.respond(msg, &qctx, out);
-            record(&mut ctx.last, msg, answered);
-            if let Some(a) = answered {
-                let prefix = (a.len as u16).to_be_bytes();
-                ptr::copy_nonoverlapping(prefix.as_ptr(), st.output.add(st.out_last), 2);
-                st.out_last += 2 + a.len;
-            }
+            let outcome = answer_query(conf, zone, slot, msg, &qctx, out, &mut ctx.last);
+            let (Outcome::Send(len_out) | Outcome::Delay(len_out, _)) = outcome else {
+                st.in_pos += 2 + len;
+                st.message_deadline = None;
+                continue;
+            };
+            let prefix = (len_out as u16).to_be_bytes();
+            ptr::copy_nonoverlapping(prefix.as_ptr(), st.output.add(st.out_last), 2);
+            st.out_last += 2 + len_out;
             st.in_pos += 2 + len;
             st.message_deadline = None;
             (*c).requests += 1;
+            if let Outcome::Delay(_, ms) = outcome {
+                // Everything already in the output goes out with it.
+                st.paused = true;
+                add_waiting(1);
+                ngx_add_timer(&mut ctx.delay_event, ms as ngx_msec_t);
+                return Next::Wait;
+            }
         }
         // Keep the unread part at the start of the input buffer.
         if st.in_pos == st.in_last {
@@ -355,12 +606,31 @@ unsafe fn tcp_run(c: *mut ngx_connection_t, conf: &SrvConf, zone: &Zone, ctx: &m
     }
 }
 
+unsafe extern "C" fn tcp_delay_expired(ev: *mut ngx_event_t) {
+    let c = (*ev).data as *mut ngx_connection_t;
+    let s = (*c).data as *mut ngx_stream_session_t;
+    add_waiting(-1);
+    if let Some(ctx) = session_ctx(s) {
+        ctx.tcp.paused = false;
+    }
+    tcp_event_handler((*c).write);
+}
+
 /// Registers interest in the events the connection waits for and arms its
 /// timers: the rest of a started message must arrive by its deadline, an
 /// idle connection is closed after the timeout, and so is a stalled write.
 unsafe fn arm_events(c: *mut ngx_connection_t, conf: &SrvConf, st: &TcpState) -> Result<(), ()> {
     let rev = (*c).read;
     let wev = (*c).write;
+    if st.paused {
+        // The delay timer resumes the connection; the idle timer must not
+        // fire meanwhile (the delay is at most 10 s).
+        if (*rev).timer_set() != 0 {
+            ngx_del_timer(rev);
+        }
+        (*c).set_idle(0);
+        return Ok(());
+    }
     let writing = st.out_last > st.out_pos;
     if writing {
         if ngx_handle_write_event(wev, 0) != NGX_OK as isize {

@@ -20,9 +20,48 @@ mod module;
 mod util;
 #[cfg(not(test))]
 mod variables;
+#[cfg(not(test))]
+mod load;
+#[cfg(not(test))]
+mod probe;
+#[cfg(not(test))]
+mod shm;
+#[cfg(not(test))]
+mod status;
+#[cfg(not(test))]
+mod upstream;
 
+/// The module table `load_module` reads from the shared object (what nginx's
+/// build system generates as `ngx_modules.c` for a dynamic module).
 #[cfg(all(feature = "export-modules", not(test)))]
-ngx::ngx_modules!(ngx_stream_dns_service_module);
+mod exports {
+    use crate::module::*;
+    use ngx::ffi::ngx_module_t;
+    use std::ffi::c_char;
+    use std::ptr::{addr_of, null};
+
+    #[no_mangle]
+    #[allow(non_upper_case_globals)]
+    pub static mut ngx_modules: [*const ngx_module_t; 4] = [
+        addr_of!(ngx_dns_service_module),
+        addr_of!(ngx_stream_dns_service_module),
+        addr_of!(ngx_http_dns_service_status_module),
+        null(),
+    ];
+
+    #[no_mangle]
+    #[allow(non_upper_case_globals)]
+    pub static mut ngx_module_names: [*const c_char; 4] = [
+        c"ngx_dns_service_module".as_ptr(),
+        c"ngx_stream_dns_service_module".as_ptr(),
+        c"ngx_http_dns_service_status_module".as_ptr(),
+        null(),
+    ];
+
+    #[no_mangle]
+    #[allow(non_upper_case_globals)]
+    pub static mut ngx_module_order: [*const c_char; 1] = [null()];
+}
 
 #[cfg(not(test))]
-pub use module::ngx_stream_dns_service_module;
+pub use module::{ngx_dns_service_module, ngx_http_dns_service_status_module, ngx_stream_dns_service_module};

@@ -1,7 +1,9 @@
-//! `$dns_qname`, `$dns_qtype` and `$dns_rcode` for `access_log`.
+//! `$dns_qname`, `$dns_qtype`, `$dns_rcode`, `$dns_action`, `$dns_load` and
+//! `$dns_state` for `access_log`.
 
 use crate::dns::{name, wire};
-use crate::handler::session_ctx;
+use crate::handler::{session_ctx, ACTION_NAMES};
+use crate::health::state::State;
 use crate::util::guard;
 use ngx::ffi::{
     ngx_conf_t, ngx_int_t, ngx_pnalloc, ngx_str_t, ngx_stream_add_variable, ngx_stream_session_t,
@@ -10,7 +12,14 @@ use ngx::ffi::{
 
 type Getter = unsafe extern "C" fn(*mut ngx_stream_session_t, *mut ngx_stream_variable_value_t, usize) -> ngx_int_t;
 
-const VARIABLES: [(&str, Getter); 3] = [("dns_qname", get_qname), ("dns_qtype", get_qtype), ("dns_rcode", get_rcode)];
+const VARIABLES: [(&str, Getter); 6] = [
+    ("dns_qname", get_qname),
+    ("dns_qtype", get_qtype),
+    ("dns_rcode", get_rcode),
+    ("dns_action", get_action),
+    ("dns_load", get_load),
+    ("dns_state", get_state),
+];
 
 pub unsafe extern "C" fn add_variables(cf: *mut ngx_conf_t) -> ngx_int_t {
     guard(NGX_ERROR as ngx_int_t, || {
@@ -68,6 +77,27 @@ unsafe extern "C" fn get_qtype(s: *mut ngx_stream_session_t, v: *mut ngx_stream_
 unsafe extern "C" fn get_rcode(s: *mut ngx_stream_session_t, v: *mut ngx_stream_variable_value_t, _: usize) -> ngx_int_t {
     guard(NGX_ERROR as ngx_int_t, || match session_ctx(s).and_then(|ctx| ctx.last.rcode) {
         Some(rcode) => set_value(s, v, wire::rcode_name(rcode).as_bytes()),
+        None => not_found(v),
+    })
+}
+
+unsafe extern "C" fn get_action(s: *mut ngx_stream_session_t, v: *mut ngx_stream_variable_value_t, _: usize) -> ngx_int_t {
+    guard(NGX_ERROR as ngx_int_t, || match session_ctx(s).map(|ctx| ctx.last.action as usize) {
+        Some(a) if a > 0 && a < ACTION_NAMES.len() => set_value(s, v, ACTION_NAMES[a].as_bytes()),
+        _ => not_found(v),
+    })
+}
+
+unsafe extern "C" fn get_load(s: *mut ngx_stream_session_t, v: *mut ngx_stream_variable_value_t, _: usize) -> ngx_int_t {
+    guard(NGX_ERROR as ngx_int_t, || match session_ctx(s).filter(|ctx| ctx.last.action > 0) {
+        Some(ctx) => set_value(s, v, format!("{:.3}", f64::from(ctx.last.load_milli) / 1000.0).as_bytes()),
+        None => not_found(v),
+    })
+}
+
+unsafe extern "C" fn get_state(s: *mut ngx_stream_session_t, v: *mut ngx_stream_variable_value_t, _: usize) -> ngx_int_t {
+    guard(NGX_ERROR as ngx_int_t, || match session_ctx(s).filter(|ctx| ctx.last.action > 0) {
+        Some(ctx) => set_value(s, v, State::from_u32(ctx.last.state).name().as_bytes()),
         None => not_found(v),
     })
 }

@@ -423,3 +423,17 @@ fn random_queries_give_well_formed_answers() {
         }
     }
 }
+
+#[test]
+fn refuse_keeps_id_and_question() {
+    let zone = Zone::build(&config()).unwrap();
+    let mut out = [0u8; 512];
+    let query = q("www.example.com", Rtype::A).edns(1232, 0, false, vec![]).wire();
+    let answered = zone.refuse(&query, &udp(), &mut out).unwrap();
+    let msg = Message::from_octets(out[..answered.len].to_vec()).unwrap();
+    assert_eq!(msg.header().rcode(), Rcode::REFUSED);
+    assert_eq!(msg.header().id(), 0xbeef);
+    assert!(!msg.header().aa());
+    assert_eq!(msg.header_counts().qdcount(), 1);
+    assert!(msg.opt().is_some());
+}

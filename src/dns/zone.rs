@@ -389,6 +389,13 @@ impl Zone {
         }
     }
 
+    /// A REFUSED response to `msg`, for a service that must turn queries
+    /// away (see `dns_silence refuse`); `None` when no response may be sent.
+    pub fn refuse(&self, msg: &[u8], ctx: &QueryContext, out: &mut [u8]) -> Option<Answered> {
+        let query = query::parse(msg)?;
+        self.write(&query, query.question.as_ref(), None, rcode::REFUSED, ctx, out)
+    }
+
     /// Assembles header, question, template records and OPT into `out`.
     fn write(
         &self,

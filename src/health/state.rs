@@ -107,30 +107,34 @@ pub struct Verdict {
 
 impl Evaluator {
     /// Folds the readings of all sources (worst wins) into a state and the
-    /// shedding shape. `window_ms` is the smoothing time constant (0: none).
-    pub fn update(&mut self, now_ms: u64, readings: &[Reading], window_ms: u64, policy: &Policy) -> Verdict {
-        let mut load: f64 = 0.0;
+    /// shedding shape. Readings marked `sampled` (instantaneous measurements
+    /// such as upstream connections or host pressure) are smoothed with time
+    /// constant `window_ms` (0: none); the others are figures the
+    /// application or an operator states, and apply at once.
+    pub fn update(&mut self, now_ms: u64, readings: &[(Reading, bool)], window_ms: u64, policy: &Policy) -> Verdict {
+        let (mut sampled, mut stated): (f64, f64) = (0.0, 0.0);
         let (mut down, mut drain, mut starting) = (false, false, false);
-        for r in readings {
-            match *r {
-                Reading::Load(l) => load = load.max(l.clamp(0.0, 1.0)),
+        for &(r, is_sampled) in readings {
+            match r {
+                Reading::Load(l) if is_sampled => sampled = sampled.max(l.clamp(0.0, 1.0)),
+                Reading::Load(l) => stated = stated.max(l.clamp(0.0, 1.0)),
                 Reading::Down => down = true,
                 Reading::Drain => drain = true,
                 Reading::Starting => starting = true,
             }
         }
 
-        // Exponential smoothing with time constant `window_ms`.
+        // Exponential smoothing of the sampled load.
         if self.initialized == 0 || window_ms == 0 {
-            self.smoothed = load;
+            self.smoothed = sampled;
         } else {
             let dt = now_ms.saturating_sub(self.last_ms) as f64;
             let alpha = 1.0 - (-dt / window_ms as f64).exp();
-            self.smoothed += alpha * (load - self.smoothed);
+            self.smoothed += alpha * (sampled - self.smoothed);
         }
         self.initialized = 1;
         self.last_ms = now_ms;
-        let smoothed = self.smoothed;
+        let smoothed = self.smoothed.max(stated);
 
         let start = policy.shedding_starts_at();
         let was = State::from_u32(self.state);
@@ -214,15 +218,15 @@ mod tests {
     fn worst_reading_wins() {
         let policy = Policy::default();
         let mut e = Evaluator::default();
-        let v = e.update(0, &[Reading::Load(0.1), Reading::Load(0.3)], 0, &policy);
+        let v = e.update(0, &[(Reading::Load(0.1), true), (Reading::Load(0.3), false)], 0, &policy);
         assert_eq!((v.state, v.load), (State::Ready, 0.3));
-        assert_eq!(e.update(1, &[Reading::Load(0.1), Reading::Down], 0, &policy).state, State::Down);
-        assert_eq!(e.update(2, &[Reading::Down, Reading::Drain], 0, &policy).state, State::Draining);
-        assert_eq!(e.update(3, &[Reading::Starting, Reading::Load(0.0)], 0, &policy).state, State::Starting);
-        let v = e.update(4, &[Reading::Load(0.9)], 0, &policy);
+        assert_eq!(e.update(1, &[(Reading::Load(0.1), true), (Reading::Down, false)], 0, &policy).state, State::Down);
+        assert_eq!(e.update(2, &[(Reading::Down, false), (Reading::Drain, false)], 0, &policy).state, State::Draining);
+        assert_eq!(e.update(3, &[(Reading::Starting, false), (Reading::Load(0.0), false)], 0, &policy).state, State::Starting);
+        let v = e.update(4, &[(Reading::Load(0.9), true)], 0, &policy);
         assert_eq!(v.state, State::Shedding);
         assert_eq!(v.shape, policy.shape(0.9));
-        assert!(e.update(5, &[Reading::Load(1.0)], 0, &policy).shape.is_silent());
+        assert!(e.update(5, &[(Reading::Load(1.0), true)], 0, &policy).shape.is_silent());
         assert!(e.update(6, &[], 0, &policy).shape == Shape::default());
     }
 
@@ -230,25 +234,30 @@ mod tests {
     fn smoothing_follows_a_step_gradually() {
         let policy = Policy::default();
         let mut e = Evaluator::default();
-        e.update(0, &[Reading::Load(0.0)], 1000, &policy);
-        let v = e.update(1000, &[Reading::Load(1.0)], 1000, &policy);
+        e.update(0, &[(Reading::Load(0.0), true)], 1000, &policy);
+        let v = e.update(1000, &[(Reading::Load(1.0), true)], 1000, &policy);
         assert!((v.load - 0.632).abs() < 0.01, "{}", v.load);
-        let v = e.update(5000, &[Reading::Load(1.0)], 1000, &policy);
+        let v = e.update(5000, &[(Reading::Load(1.0), true)], 1000, &policy);
         assert!(v.load > 0.98);
+        // A stated figure applies at once, whatever the smoothed load.
+        let v = e.update(5250, &[(Reading::Load(0.0), true), (Reading::Load(0.6), false)], 1000, &policy);
+        assert!(v.load >= 0.6, "{}", v.load);
+        let v = e.update(30000, &[(Reading::Load(0.0), true), (Reading::Load(0.6), false)], 1000, &policy);
+        assert_eq!(v.load, 0.6);
     }
 
     #[test]
     fn hysteresis_on_thresholds() {
         let policy = Policy::default();
         let mut e = Evaluator::default();
-        assert_eq!(e.update(0, &[Reading::Load(0.52)], 0, &policy).state, State::Shedding);
+        assert_eq!(e.update(0, &[(Reading::Load(0.52), true)], 0, &policy).state, State::Shedding);
         // Back just under the start: still shedding (within the margin).
-        assert_eq!(e.update(1, &[Reading::Load(0.47)], 0, &policy).state, State::Shedding);
-        assert_eq!(e.update(2, &[Reading::Load(0.44)], 0, &policy).state, State::Ready);
+        assert_eq!(e.update(1, &[(Reading::Load(0.47), true)], 0, &policy).state, State::Shedding);
+        assert_eq!(e.update(2, &[(Reading::Load(0.44), true)], 0, &policy).state, State::Ready);
         // Silent above the high mark until the load is well below it.
-        assert!(e.update(3, &[Reading::Load(0.99)], 0, &policy).shape.is_silent());
-        assert!(e.update(4, &[Reading::Load(0.95)], 0, &policy).shape.is_silent());
-        assert!(!e.update(5, &[Reading::Load(0.92)], 0, &policy).shape.is_silent());
+        assert!(e.update(3, &[(Reading::Load(0.99), true)], 0, &policy).shape.is_silent());
+        assert!(e.update(4, &[(Reading::Load(0.95), true)], 0, &policy).shape.is_silent());
+        assert!(!e.update(5, &[(Reading::Load(0.92), true)], 0, &policy).shape.is_silent());
     }
 
     #[test]

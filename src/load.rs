@@ -1,0 +1,240 @@
+//! The per-worker tick: every worker runs it, and for each service the one
+//! worker that wins the tick (see `ServiceSlot::try_lead`) reads the load
+//! and health sources, evaluates the state and publishes the shedding shape
+//! that all workers apply per query. Probes are started the same way.
+
+use crate::conf::{LoadConf, MainConf, SrvConf};
+use crate::health::settings::HostSource;
+use crate::health::shared::{ServiceSlot, Source, Table, NOT_CONFIGURED};
+use crate::health::sources::{self, FileCondition, FileRead};
+use crate::health::state::{Reading, State};
+use crate::module::ngx_stream_dns_service_module;
+use crate::util::guard;
+use ngx::ffi::{
+    ngx_add_timer, ngx_current_msec, ngx_cycle, ngx_cycle_t, ngx_event_t, ngx_int_t, ngx_stream_conf_ctx_t,
+    ngx_stream_module, NGX_LOG_NOTICE, NGX_LOG_WARN, NGX_OK,
+};
+use ngx::ngx_log_error;
+use std::io::Read;
+use std::ptr;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// How often workers look at the sources (a load file change or a drain
+/// takes effect within one tick plus one read).
+pub const TICK_MS: u64 = 250;
+/// Longest load file read (a figure or a word; anything longer is garbage).
+const MAX_FILE: usize = 256;
+
+static mut TICK_EVENT: ngx_event_t = unsafe { std::mem::zeroed() };
+
+/// The module's stream main configuration in a running worker.
+pub unsafe fn worker_main_conf<'a>(cycle: *mut ngx_cycle_t) -> Option<&'a MainConf> {
+    let ctx = *(*cycle).conf_ctx.add(ngx_stream_module.index) as *mut ngx_stream_conf_ctx_t;
+    if ctx.is_null() {
+        return None;
+    }
+    let main = *(*ctx).main_conf.add(ngx_stream_dns_service_module.ctx_index) as *const MainConf;
+    main.as_ref()
+}
+
+/// `init_process`: start the tick in this worker.
+pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
+    guard(NGX_OK as ngx_int_t, || {
+        let Some(main) = worker_main_conf(cycle) else { return NGX_OK as ngx_int_t };
+        if main.services.is_empty() {
+            return NGX_OK as ngx_int_t;
+        }
+        let ev = ptr::addr_of_mut!(TICK_EVENT);
+        (*ev).handler = Some(tick);
+        (*ev).log = (*cycle).log;
+        (*ev).data = ptr::null_mut();
+        // A graceful shutdown does not wait for this timer.
+        (*ev).set_cancelable(1);
+        ngx_add_timer(ev, 1);
+        NGX_OK as ngx_int_t
+    })
+}
+
+unsafe extern "C" fn tick(ev: *mut ngx_event_t) {
+    guard((), || {
+        let cycle = ngx_cycle as *mut ngx_cycle_t;
+        if let Some(main) = worker_main_conf(cycle) {
+            if let Some(table) = main.table.as_ref() {
+                for &conf in &main.services {
+                    run_service(&*conf, table, (*cycle).log);
+                }
+            }
+        }
+    });
+    if ngx::ffi::ngx_exiting == 0 && ngx::ffi::ngx_quit == 0 && ngx::ffi::ngx_terminate == 0 {
+        ngx_add_timer(ev, TICK_MS as _);
+    }
+}
+
+unsafe fn run_service(conf: &SrvConf, table: &Table, log: *mut ngx::ffi::ngx_log_t) {
+    let Some(index) = conf.load.slot else { return };
+    let slot = &table.slots[index];
+    let now = ngx_current_msec as u64;
+    if slot.try_lead(now, TICK_MS) {
+        evaluate(conf, slot, now, log);
+    }
+    if let Some(probe) = &conf.load.probe {
+        if slot.try_probe(now, probe.interval_ms) {
+            crate::probe::start(probe, slot, log);
+        }
+    }
+}
+
+/// Bits of `LeaderState::conditions`: sources in trouble, each logged once
+/// when it starts and once when it ends.
+#[derive(Clone, Copy)]
+enum Condition {
+    FileMissing = 1,
+    FileUnreadable = 2,
+    FileUnparseable = 4,
+    ProbeFailing = 8,
+    UpstreamDown = 16,
+    HostUnreadable = 32,
+}
+
+impl Condition {
+    const ALL: [Condition; 6] = [
+        Condition::FileMissing,
+        Condition::FileUnreadable,
+        Condition::FileUnparseable,
+        Condition::ProbeFailing,
+        Condition::UpstreamDown,
+        Condition::HostUnreadable,
+    ];
+
+    /// The log line for the condition starting (`active`) or ending.
+    fn describe(self, load: &LoadConf, active: bool) -> String {
+        let file = load.file.as_ref().map_or("", |f| f.path.as_str());
+        let upstream = load.upstream.as_ref().map_or("", |u| u.name.as_str());
+        match (self, active) {
+            (Condition::FileMissing, true) => format!("load file \"{file}\" is missing"),
+            (Condition::FileMissing, false) => format!("load file \"{file}\" exists again"),
+            (Condition::FileUnreadable, true) => format!("load file \"{file}\" cannot be read"),
+            (Condition::FileUnreadable, false) => format!("load file \"{file}\" can be read again"),
+            (Condition::FileUnparseable, true) => {
+                format!("load file \"{file}\" holds neither a load figure nor drain/down/up")
+            }
+            (Condition::FileUnparseable, false) => format!("load file \"{file}\" is valid again"),
+            (Condition::ProbeFailing, true) => "health probe is failing".to_string(),
+            (Condition::ProbeFailing, false) => "health probe is passing again".to_string(),
+            (Condition::UpstreamDown, true) => format!("upstream \"{upstream}\" has no usable peer"),
+            (Condition::UpstreamDown, false) => format!("upstream \"{upstream}\" has usable peers again"),
+            (Condition::HostUnreadable, true) => "host pressure cannot be read".to_string(),
+            (Condition::HostUnreadable, false) => "host pressure can be read again".to_string(),
+        }
+    }
+}
+
+fn read_file(path: &str) -> FileRead {
+    match std::fs::File::open(path) {
+        Ok(file) => {
+            let mut buf = Vec::with_capacity(64);
+            match file.take(MAX_FILE as u64 + 1).read_to_end(&mut buf) {
+                Ok(n) if n <= MAX_FILE => FileRead::Content(sources::parse_load_file(&buf)),
+                Ok(_) => FileRead::Content(None),
+                Err(_) => FileRead::Unreadable,
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => FileRead::Missing,
+        Err(_) => FileRead::Unreadable,
+    }
+}
+
+fn read_host(source: HostSource) -> Option<f64> {
+    match source {
+        HostSource::Psi => sources::parse_psi(&std::fs::read_to_string("/proc/pressure/cpu").ok()?),
+        HostSource::LoadAverage => {
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+            sources::parse_loadavg(&std::fs::read_to_string("/proc/loadavg").ok()?, cpus)
+        }
+    }
+}
+
+unsafe fn evaluate(conf: &SrvConf, slot: &ServiceSlot, now: u64, log: *mut ngx::ffi::ngx_log_t) {
+    let load = &conf.load;
+    // SAFETY: this worker won the tick.
+    let leader = slot.leader();
+    let mut readings: Vec<(Reading, bool)> = Vec::with_capacity(4);
+    let mut conditions = 0u32;
+    let publish = |source: Source, reading: Option<Reading>| {
+        slot.readings[source as usize].store(reading.map_or(NOT_CONFIGURED, Reading::to_i32), Relaxed);
+    };
+
+    if let Some(up) = &load.upstream {
+        let reading = crate::upstream::read(load.upstream_peers, up.capacity).unwrap_or(Reading::Load(0.0));
+        if reading == Reading::Down {
+            conditions |= Condition::UpstreamDown as u32;
+        }
+        readings.push((reading, true));
+        publish(Source::Upstream, Some(reading));
+    }
+    if let Some(probe) = &load.probe {
+        while let Some((ok, figure)) = slot.take_probe_result() {
+            leader.probe.record(ok, figure, probe.rise, probe.fall);
+        }
+        if leader.probe.fail_streak > 0 {
+            conditions |= Condition::ProbeFailing as u32;
+        }
+        let reading = leader.probe.reading();
+        readings.push((reading, false));
+        publish(Source::Probe, Some(reading));
+    }
+    if let Some(file) = &load.file {
+        let (reading, condition) = leader.file.update(read_file(&file.path), now, file.grace_ms, file.missing_is_bad);
+        conditions |= match condition {
+            FileCondition::Good => 0,
+            FileCondition::Missing => Condition::FileMissing as u32,
+            FileCondition::Unreadable => Condition::FileUnreadable as u32,
+            FileCondition::Unparseable => Condition::FileUnparseable as u32,
+        };
+        readings.push((reading, false));
+        publish(Source::File, Some(reading));
+    }
+    if let Some(host) = load.host {
+        let figure = read_host(host);
+        if figure.is_none() {
+            conditions |= Condition::HostUnreadable as u32;
+        }
+        let reading = Reading::Load(figure.unwrap_or(0.0));
+        readings.push((reading, true));
+        publish(Source::Host, Some(reading));
+    }
+
+    let before = State::from_u32(leader.evaluator.state);
+    let was_initialized = leader.evaluator.initialized != 0;
+    let verdict = leader.evaluator.update(now, &readings, load.smoothing_ms, &load.policy);
+    slot.state.store(verdict.state as u32, Relaxed);
+    slot.load_milli.store((verdict.load * 1000.0).round() as u32, Relaxed);
+    slot.delay_us.store(verdict.shape.delay_us, Relaxed);
+    slot.drop_ppm.store(verdict.shape.drop_ppm, Relaxed);
+
+    let service = String::from_utf8_lossy(slot.name()).into_owned();
+    if !was_initialized || before != verdict.state {
+        ngx_log_error!(
+            NGX_LOG_NOTICE,
+            log,
+            "dns_service {service}: state {} (load {:.3}, delay {} ms, drop {:.1}%)",
+            verdict.state.name(),
+            verdict.load,
+            verdict.shape.delay_us / 1000,
+            f64::from(verdict.shape.drop_ppm) / 1e4
+        );
+    }
+    let changed = conditions ^ leader.conditions;
+    for condition in Condition::ALL {
+        let bit = condition as u32;
+        if changed & bit == 0 {
+            continue;
+        }
+        let started = conditions & bit != 0;
+        // A missing file is a normal, quiet state unless it counts as bad.
+        let level = if started && !matches!(condition, Condition::FileMissing) { NGX_LOG_WARN } else { NGX_LOG_NOTICE };
+        ngx_log_error!(level, log, "dns_service {service}: {}", condition.describe(load, started));
+    }
+    leader.conditions = conditions;
+}

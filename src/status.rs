@@ -1,0 +1,102 @@
+//! `dns_service_status`: an HTTP location handler reporting every service's
+//! state, load, source readings and counters (shared by all workers) in
+//! Prometheus text format, or JSON with `?format=json`.
+
+use crate::health::shared::ServiceSlot;
+use crate::health::status;
+use crate::util::guard;
+use ngx::ffi::{
+    ngx_chain_t, ngx_command_t, ngx_conf_t, ngx_create_temp_buf, ngx_http_arg, ngx_http_conf_ctx_t,
+    ngx_http_core_loc_conf_t, ngx_http_core_module, ngx_http_discard_request_body, ngx_http_output_filter,
+    ngx_http_request_t, ngx_http_send_header, ngx_int_t, ngx_pcalloc, ngx_shm_zone_t, ngx_str_t, NGX_HTTP_GET,
+    NGX_HTTP_HEAD, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NOT_ALLOWED, NGX_OK,
+};
+use std::ffi::{c_char, c_void};
+use std::ptr;
+
+/// Location configuration: the zone to report from (`null` when the
+/// location does not report).
+#[repr(C)]
+pub struct LocConf {
+    zone: *mut ngx_shm_zone_t,
+}
+
+pub unsafe extern "C" fn create_loc_conf(cf: *mut ngx_conf_t) -> *mut c_void {
+    ngx_pcalloc((*cf).pool, std::mem::size_of::<LocConf>())
+}
+
+pub unsafe extern "C" fn set_status(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    guard(usize::MAX as *mut c_char, || {
+        let lcf = &mut *(conf as *mut LocConf);
+        if !lcf.zone.is_null() {
+            return c"is duplicate".as_ptr() as *mut c_char;
+        }
+        lcf.zone = crate::shm::attach_zone(cf);
+        if lcf.zone.is_null() {
+            return usize::MAX as *mut c_char;
+        }
+        let ctx = (*cf).ctx as *mut ngx_http_conf_ctx_t;
+        let clcf = *(*ctx).loc_conf.add(ngx_http_core_module.ctx_index) as *mut ngx_http_core_loc_conf_t;
+        (*clcf).handler = Some(handler);
+        ptr::null_mut()
+    })
+}
+
+unsafe fn loc_conf<'a>(r: *mut ngx_http_request_t) -> &'a LocConf {
+    &*(*(*r).loc_conf.add(crate::module::ngx_http_dns_service_status_module.ctx_index) as *const LocConf)
+}
+
+fn wants_json(r: *mut ngx_http_request_t) -> bool {
+    let mut value = ngx_str_t { len: 0, data: ptr::null_mut() };
+    // SAFETY: r is the live request; the name is a static string.
+    let rc = unsafe { ngx_http_arg(r, c"format".as_ptr() as *mut u8, 6, &mut value) };
+    rc == NGX_OK as isize && unsafe { crate::util::str_bytes(&value) } == b"json"
+}
+
+unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    guard(NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t, || respond(r))
+}
+
+unsafe fn respond(r: *mut ngx_http_request_t) -> ngx_int_t {
+    if (*r).method & (NGX_HTTP_GET | NGX_HTTP_HEAD) as usize == 0 {
+        return NGX_HTTP_NOT_ALLOWED as ngx_int_t;
+    }
+    let rc = ngx_http_discard_request_body(r);
+    if rc != NGX_OK as isize {
+        return rc;
+    }
+    let zone = loc_conf(r).zone;
+    let mut slots: Vec<&ServiceSlot> = Vec::new();
+    if let (Some(table), false) = (crate::shm::table_of(zone), zone.is_null()) {
+        let main = &*((*zone).data as *const crate::conf::MainConf);
+        for &conf in &main.services {
+            if let Some(i) = (*conf).load.slot {
+                slots.push(&table.slots[i]);
+            }
+        }
+    }
+    let json = wants_json(r);
+    let body = if json { status::json(&slots) } else { status::prometheus(&slots) };
+    let content_type: &[u8] = if json { b"application/json" } else { b"text/plain; version=0.0.4; charset=utf-8" };
+
+    let headers = &mut (*r).headers_out;
+    headers.status = 200;
+    headers.content_length_n = body.len() as i64;
+    headers.content_type.len = content_type.len();
+    headers.content_type.data = content_type.as_ptr() as *mut u8;
+    headers.content_type_len = content_type.len();
+    let rc = ngx_http_send_header(r);
+    if rc == ngx::ffi::NGX_ERROR as isize || rc > NGX_OK as isize || (*r).header_only() != 0 {
+        return rc;
+    }
+    let buf = ngx_create_temp_buf((*r).pool, body.len().max(1));
+    if buf.is_null() {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
+    }
+    ptr::copy_nonoverlapping(body.as_ptr(), (*buf).last, body.len());
+    (*buf).last = (*buf).last.add(body.len());
+    (*buf).set_last_buf(1);
+    (*buf).set_last_in_chain(1);
+    let mut out = ngx_chain_t { buf, next: ptr::null_mut() };
+    ngx_http_output_filter(r, &mut out)
+}
