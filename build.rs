@@ -23,6 +23,16 @@ fn main() {
     if let Ok(os) = env::var("DEP_NGINX_OS") {
         println!("cargo::rustc-cfg=ngx_os=\"{os}\"");
     }
+    // nginx 1.25.5 gave stream listeners virtual servers: an address's
+    // configuration names its default server instead of a configuration
+    // context.
+    println!("cargo::rustc-check-cfg=cfg(ngx_stream_virtual_servers)");
+    println!("cargo::rerun-if-env-changed=DEP_NGINX_VERSION_NUMBER");
+    if let Ok(version) = env::var("DEP_NGINX_VERSION_NUMBER") {
+        if version.parse::<u64>().is_ok_and(|v| v >= 1_025_005) {
+            println!("cargo::rustc-cfg=ngx_stream_virtual_servers");
+        }
+    }
     if cfg!(target_os = "macos") {
         println!("cargo::rustc-link-arg=-undefined");
         println!("cargo::rustc-link-arg=dynamic_lookup");

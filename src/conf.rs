@@ -67,11 +67,14 @@ pub struct SrvConf {
     policy: Option<Policy>,
     silence: Option<Silence>,
     delay_queue: Option<usize>,
+    udp_fast_path: Option<bool>,
 
     /// The built zone; `Some` exactly when this server answers DNS.
     pub zone: Option<Zone>,
     /// Load and health settings in effect (after merge).
     pub load: LoadConf,
+    /// Serve UDP on the batched fast path (see `fastpath`).
+    pub fast_path: bool,
     pub tcp_timeout_ms: ngx_msec_t,
     pub tcp_max_connections_limit: usize,
     /// Open DNS TCP connections of this server in this worker.
@@ -514,6 +517,22 @@ pub unsafe extern "C" fn set_delay_queue(
     })
 }
 
+pub unsafe extern "C" fn set_udp_fast_path(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    directive(cf, cmd, conf, |conf, args, _| {
+        once(&conf.udp_fast_path)?;
+        conf.udp_fast_path = Some(match args[0] {
+            "on" => true,
+            "off" => false,
+            other => return Err(invalid(other)(ConfigError::Parameter(other.into()))),
+        });
+        Ok(())
+    })
+}
+
 /// Combines the staged values of a server block into its zone.
 pub unsafe extern "C" fn merge_srv_conf(cf: *mut ngx_conf_t, _parent: *mut c_void, child: *mut c_void) -> *mut c_char {
     guard(CONF_ERROR, || {
@@ -576,6 +595,7 @@ fn build_zone(conf: &mut SrvConf) -> Result<(), String> {
         other => format!("\"dns_service\" {}: {other} in {}:{}", zone.apex, at.file, at.line),
     })?;
     conf.zone = Some(built);
+    conf.fast_path = conf.udp_fast_path.unwrap_or(true);
     let mut policy = conf.policy.clone().unwrap_or_default();
     policy.silence = conf.silence.unwrap_or(Silence::Drop);
     conf.load = LoadConf {

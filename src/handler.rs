@@ -58,12 +58,12 @@ pub struct SessionCtx {
 /// Answers waiting out a shedding delay in this worker (all services).
 static mut WAITING: usize = 0;
 
-fn waiting() -> usize {
+pub(crate) fn waiting() -> usize {
     // SAFETY: nginx workers are single-threaded.
     unsafe { *ptr::addr_of!(WAITING) }
 }
 
-fn add_waiting(delta: isize) {
+pub(crate) fn add_waiting(delta: isize) {
     // SAFETY: nginx workers are single-threaded.
     unsafe { *ptr::addr_of_mut!(WAITING) = waiting().saturating_add_signed(delta) }
 }
@@ -105,62 +105,67 @@ unsafe fn slot_of<'a>(s: *mut ngx_stream_session_t, conf: &SrvConf) -> Option<&'
 }
 
 /// What to do with a response that is ready.
-enum Outcome {
+pub(crate) enum Outcome {
     Send(usize),
     Delay(usize, u32),
     Nothing,
 }
 
 /// Answers one query into `out` and applies the shedding policy: the
-/// response is sent now, later, or not at all. Counts everything.
-unsafe fn answer_query(
+/// response is sent now, later, or not at all. Counts everything; records
+/// the query for the `$dns_*` variables when `last` is given.
+pub(crate) unsafe fn answer_query(
     conf: &SrvConf,
     zone: &Zone,
     slot: Option<&ServiceSlot>,
     msg: &[u8],
     qctx: &QueryContext,
     out: &mut [u8],
-    last: &mut LastQuery,
+    mut last: Option<&mut LastQuery>,
 ) -> Outcome {
+    use std::sync::atomic::Ordering::Relaxed;
     let tcp = qctx.transport == Transport::Tcp;
     let answered = zone.respond(msg, qctx, out);
-    record(last, msg, answered);
+    let mut note = |action: u8, rcode: Option<u16>| {
+        if let Some(last) = last.as_deref_mut() {
+            record(last, msg, answered);
+            last.action = action;
+            last.rcode = rcode;
+            if let Some(slot) = slot {
+                last.state = slot.state.load(Relaxed);
+                last.load_milli = slot.load_milli.load(Relaxed);
+            }
+        }
+    };
     let Some(slot) = slot else {
-        last.action = if answered.is_some() { ANSWERED } else { DROPPED };
+        note(if answered.is_some() { ANSWERED } else { DROPPED }, answered.map(|a| a.rcode));
         return answered.map_or(Outcome::Nothing, |a| Outcome::Send(a.len));
     };
     let counters = &slot.counters;
-    last.state = slot.state.load(std::sync::atomic::Ordering::Relaxed);
-    last.load_milli = slot.load_milli.load(std::sync::atomic::Ordering::Relaxed);
     let Some(a) = answered else {
         counters.dropped(DropReason::Unanswerable);
-        last.action = DROPPED;
+        note(DROPPED, None);
         return Outcome::Nothing;
     };
     counters.query(tcp, a.qtype);
-    let shape = Shape {
-        delay_us: slot.delay_us.load(std::sync::atomic::Ordering::Relaxed),
-        drop_ppm: slot.drop_ppm.load(std::sync::atomic::Ordering::Relaxed),
-    };
+    let shape = Shape { delay_us: slot.delay_us.load(Relaxed), drop_ppm: slot.drop_ppm.load(Relaxed) };
     match decide(shape, conf.load.silence, qctx.random) {
         Action::Answer => {
-            counters.answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            counters.answered.fetch_add(1, Relaxed);
             counters.response(a.rcode, a.truncated);
-            last.action = ANSWERED;
+            note(ANSWERED, Some(a.rcode));
             Outcome::Send(a.len)
         }
         Action::Drop => {
             counters.dropped(if shape.is_silent() { DropReason::Silent } else { DropReason::Shed });
-            last.action = DROPPED;
-            last.rcode = None;
+            note(DROPPED, None);
             Outcome::Nothing
         }
         Action::Refuse => match zone.refuse(msg, qctx, out) {
             Some(r) => {
-                counters.refused_by_policy.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                counters.refused_by_policy.fetch_add(1, Relaxed);
                 counters.response(r.rcode, false);
-                last.action = REFUSED;
-                last.rcode = Some(r.rcode);
+                note(REFUSED, Some(r.rcode));
                 Outcome::Send(r.len)
             }
             None => Outcome::Nothing,
@@ -168,13 +173,12 @@ unsafe fn answer_query(
         Action::Delay { ms } => {
             if waiting() >= conf.load.delay_queue {
                 counters.dropped(DropReason::DelayQueueFull);
-                last.action = DROPPED;
-                last.rcode = None;
+                note(DROPPED, None);
                 return Outcome::Nothing;
             }
-            counters.delayed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            counters.delayed.fetch_add(1, Relaxed);
             counters.response(a.rcode, a.truncated);
-            last.action = DELAYED;
+            note(DELAYED, Some(a.rcode));
             Outcome::Delay(a.len, ms)
         }
     }
@@ -182,7 +186,7 @@ unsafe fn answer_query(
 
 /// Per-worker pseudo-random numbers for TTL jitter (xorshift64*; the
 /// quality needed is "not synchronized between caches", nothing more).
-fn next_random() -> u32 {
+pub(crate) fn next_random() -> u32 {
     static STATE: AtomicU64 = AtomicU64::new(0);
     let mut x = STATE.load(Ordering::Relaxed);
     if x == 0 {
@@ -196,7 +200,7 @@ fn next_random() -> u32 {
     (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32
 }
 
-unsafe fn local_addr(c: *mut ngx_connection_t) -> Option<std::net::IpAddr> {
+pub(crate) unsafe fn local_addr(c: *mut ngx_connection_t) -> Option<std::net::IpAddr> {
     if ngx_connection_local_sockaddr(c, ptr::null_mut(), 0) != NGX_OK as isize {
         return None;
     }
@@ -288,7 +292,7 @@ unsafe fn udp_datagram(
     let qctx = QueryContext { transport: Transport::Udp, local_addr: local_addr(c), random: next_random() };
     // SAFETY: see UDP_OUT.
     let out = &mut *ptr::addr_of_mut!(UDP_OUT);
-    match answer_query(conf, zone, slot_of(s, conf), msg, &qctx, out, &mut ctx.last) {
+    match answer_query(conf, zone, slot_of(s, conf), msg, &qctx, out, Some(&mut ctx.last)) {
         Outcome::Send(len) => {
             if let Some(send) = (*c).send {
                 // Send errors are logged by nginx's UDP send.
@@ -529,7 +533,7 @@ unsafe fn tcp_run(c: *mut ngx_connection_t, conf: &SrvConf, zone: &Zone, ctx: &m
             let msg = &input[2..2 + len];
             let qctx = QueryContext { transport: Transport::Tcp, local_addr: local_addr(c), random: next_random() };
             let out = std::slice::from_raw_parts_mut(st.output.add(st.out_last + 2), st.out_cap - st.out_last - 2);
-            let outcome = answer_query(conf, zone, slot, msg, &qctx, out, &mut ctx.last);
+            let outcome = answer_query(conf, zone, slot, msg, &qctx, out, Some(&mut ctx.last));
             let (Outcome::Send(len_out) | Outcome::Delay(len_out, _)) = outcome else {
                 st.in_pos += 2 + len;
                 st.message_deadline = None;

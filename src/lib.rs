@@ -21,6 +21,8 @@ mod util;
 #[cfg(not(test))]
 mod variables;
 #[cfg(not(test))]
+mod fastpath;
+#[cfg(not(test))]
 mod load;
 #[cfg(not(test))]
 mod probe;

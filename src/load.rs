@@ -44,6 +44,7 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
         if main.services.is_empty() {
             return NGX_OK as ngx_int_t;
         }
+        crate::fastpath::init_process(cycle);
         let ev = ptr::addr_of_mut!(TICK_EVENT);
         (*ev).handler = Some(tick);
         (*ev).log = (*cycle).log;

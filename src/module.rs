@@ -32,7 +32,7 @@ macro_rules! command {
     };
 }
 
-static mut STREAM_COMMANDS: [ngx_command_t; 18] = [
+static mut STREAM_COMMANDS: [ngx_command_t; 19] = [
     command!("dns_service", NGX_CONF_TAKE1, conf::set_service),
     command!("dns_nameservers", NGX_CONF_1MORE, conf::set_nameservers),
     command!("dns_address", NGX_CONF_1MORE, conf::set_address),
@@ -50,6 +50,7 @@ static mut STREAM_COMMANDS: [ngx_command_t; 18] = [
     command!("dns_shed", NGX_CONF_1MORE, conf::set_shed),
     command!("dns_silence", NGX_CONF_TAKE1, conf::set_silence),
     command!("dns_delay_queue", NGX_CONF_TAKE1, conf::set_delay_queue),
+    command!("dns_udp_fast_path", NGX_CONF_TAKE1, conf::set_udp_fast_path),
     ngx_command_t::empty(),
 ];
 

@@ -1,0 +1,356 @@
+//! The fast UDP path. nginx's stream UDP path creates a connection, a pool
+//! and a session for every datagram; for a DNS answer that costs more than
+//! the answer itself. In each worker, the module takes over the read
+//! handler of its own UDP listening sockets and serves datagrams in batches
+//! (`recvmmsg`/`sendmmsg`) straight from the templates, inside nginx's event
+//! loop: the same engine, shedding decisions (delays on timers) and shared
+//! counters, without the per-datagram session. Stream phases (access_log,
+//! `proxy_protocol`, `limit_conn`, access rules) do not run on this path;
+//! `dns_udp_fast_path off` keeps a server on the session path.
+
+use crate::conf::SrvConf;
+use crate::dns::{QueryContext, Transport};
+use crate::handler::{add_waiting, answer_query, next_random, Outcome};
+use crate::health::shared::{DropReason, ServiceSlot};
+use crate::load::worker_main_conf;
+use crate::module::ngx_stream_dns_service_module;
+use crate::util::{guard, ip_of};
+use ngx::ffi::{
+    ngx_add_timer, ngx_connection_t, ngx_cycle_t, ngx_event_t, ngx_listening_t, ngx_msec_t,
+    ngx_stream_core_srv_conf_t, ngx_stream_in6_addr_t, ngx_stream_in_addr_t, ngx_stream_init_connection,
+    ngx_stream_port_t,
+};
+use std::ffi::c_void;
+use std::mem::{size_of, zeroed};
+use std::net::IpAddr;
+use std::ptr;
+
+/// Datagrams per `recvmmsg` call, and calls per read event: bounded work
+/// per event keeps the worker fair to its other connections (the listening
+/// socket is level-triggered, so what is left is served on the next turn).
+const BATCH: usize = 32;
+const ROUNDS: usize = 4;
+/// Largest query accepted on this path; longer datagrams are dropped.
+const IN_SIZE: usize = 4096;
+/// Largest UDP response (the largest `dns_edns_payload`).
+const OUT_SIZE: usize = 4096;
+const CONTROL: usize = 64;
+
+/// A listening socket served here, and the services behind its addresses.
+struct Listener {
+    fd: libc::c_int,
+    wildcard: bool,
+    /// The socket's own address (for `dns_address auto` when not wildcard).
+    local: Option<IpAddr>,
+    /// (address, service); `None` matches any address. With one entry the
+    /// service is known without looking at the datagram's destination.
+    services: Vec<(Option<IpAddr>, *const SrvConf)>,
+    table: *const crate::health::shared::Table,
+}
+
+struct Buffers {
+    input: [[u8; IN_SIZE]; BATCH],
+    output: [[u8; OUT_SIZE]; BATCH],
+    peers: [libc::sockaddr_storage; BATCH],
+    in_control: [[u8; CONTROL]; BATCH],
+    out_control: [[u8; CONTROL]; BATCH],
+    in_iov: [libc::iovec; BATCH],
+    out_iov: [libc::iovec; BATCH],
+    in_msgs: [libc::mmsghdr; BATCH],
+    out_msgs: [libc::mmsghdr; BATCH],
+}
+
+static mut BUFFERS: *mut Buffers = ptr::null_mut();
+static mut LISTENERS: Vec<Box<Listener>> = Vec::new();
+
+/// The SrvConf of a stream core server configuration.
+unsafe fn service_of(cscf: *mut ngx_stream_core_srv_conf_t) -> Option<*const SrvConf> {
+    if cscf.is_null() || (*cscf).ctx.is_null() {
+        return None;
+    }
+    let conf = *(*(*cscf).ctx).srv_conf.add(ngx_stream_dns_service_module.ctx_index) as *const SrvConf;
+    (!conf.is_null() && (*conf).zone.is_some() && (*conf).fast_path).then_some(conf)
+}
+
+#[cfg(ngx_stream_virtual_servers)]
+unsafe fn addr_service(conf: &ngx::ffi::ngx_stream_addr_conf_t) -> Option<*const SrvConf> {
+    if !conf.virtual_names.is_null() {
+        // Several servers by name on one address: not for this path.
+        return None;
+    }
+    service_of(conf.default_server)
+}
+
+#[cfg(not(ngx_stream_virtual_servers))]
+unsafe fn addr_service(conf: &ngx::ffi::ngx_stream_addr_conf_t) -> Option<*const SrvConf> {
+    if conf.ctx.is_null() {
+        return None;
+    }
+    let cscf = *(*conf.ctx).srv_conf.add(ngx::ffi::ngx_stream_core_module.ctx_index) as *mut ngx_stream_core_srv_conf_t;
+    service_of(cscf)
+}
+
+/// The services behind a stream UDP listening socket, if every address on
+/// it belongs to a DNS service that allows the fast path.
+unsafe fn services_of(ls: &ngx_listening_t) -> Option<Vec<(Option<IpAddr>, *const SrvConf)>> {
+    let port = ls.servers as *const ngx_stream_port_t;
+    if port.is_null() || (*port).naddrs == 0 {
+        return None;
+    }
+    let n = (*port).naddrs;
+    let mut out = Vec::with_capacity(n);
+    let family = i32::from((*ls.sockaddr).sa_family);
+    for i in 0..n {
+        let (addr, conf) = if family == libc::AF_INET6 {
+            let a = &*((*port).addrs as *const ngx_stream_in6_addr_t).add(i);
+            (IpAddr::from(a.addr6.__in6_u.__u6_addr8), &a.conf)
+        } else {
+            let a = &*((*port).addrs as *const ngx_stream_in_addr_t).add(i);
+            (IpAddr::from(u32::from_be(a.addr).to_be_bytes()), &a.conf)
+        };
+        let service = addr_service(conf)?;
+        // As in nginx's stream dispatch, the last address of a port with
+        // several is the wildcard that takes the rest.
+        let key = if n > 1 && i + 1 < n { Some(addr) } else { None };
+        out.push((key, service));
+    }
+    Some(out)
+}
+
+/// `init_process`: take over this worker's DNS UDP listening sockets.
+pub unsafe fn init_process(cycle: *mut ngx_cycle_t) {
+    let Some(main) = worker_main_conf(cycle) else { return };
+    if main.services.is_empty() {
+        return;
+    }
+    let listening = &(*cycle).listening;
+    let all = std::slice::from_raw_parts(listening.elts as *mut ngx_listening_t, listening.nelts);
+    for ls in all {
+        let stream_listener = ls.handler.map(|h| h as usize) == Some(ngx_stream_init_connection as *const () as usize);
+        if ls.type_ != libc::SOCK_DGRAM || ls.connection.is_null() || !stream_listener {
+            continue;
+        }
+        let Some(services) = services_of(ls) else { continue };
+        if BUFFERS.is_null() {
+            let layout = std::alloc::Layout::new::<Buffers>();
+            let p = std::alloc::alloc_zeroed(layout) as *mut Buffers;
+            if p.is_null() {
+                return;
+            }
+            BUFFERS = p;
+        }
+        let c = ls.connection;
+        let listener = Box::new(Listener {
+            fd: (*c).fd,
+            wildcard: ls.wildcard() != 0,
+            local: ip_of(ls.sockaddr),
+            services,
+            table: main.table,
+        });
+        (*c).data = &*listener as *const Listener as *mut c_void;
+        (*(*c).read).handler = Some(on_readable);
+        (*ptr::addr_of_mut!(LISTENERS)).push(listener);
+    }
+}
+
+/// Destination address of a received datagram, from its packet info.
+unsafe fn destination(msg: &libc::msghdr) -> Option<IpAddr> {
+    let mut cmsg = libc::CMSG_FIRSTHDR(msg);
+    while !cmsg.is_null() {
+        let level = (*cmsg).cmsg_level;
+        let kind = (*cmsg).cmsg_type;
+        if level == libc::IPPROTO_IP && kind == libc::IP_PKTINFO {
+            let info = &*(libc::CMSG_DATA(cmsg) as *const libc::in_pktinfo);
+            return Some(IpAddr::from(u32::from_be(info.ipi_addr.s_addr).to_be_bytes()));
+        }
+        if level == libc::IPPROTO_IPV6 && kind == libc::IPV6_PKTINFO {
+            let info = &*(libc::CMSG_DATA(cmsg) as *const libc::in6_pktinfo);
+            return Some(IpAddr::from(info.ipi6_addr.s6_addr));
+        }
+        cmsg = libc::CMSG_NXTHDR(msg, cmsg);
+    }
+    None
+}
+
+/// Builds the control message that makes a reply leave from the address
+/// the query arrived on (needed on a wildcard socket).
+unsafe fn source_control(received: &libc::msghdr, out: &mut [u8; CONTROL]) -> usize {
+    let mut cmsg = libc::CMSG_FIRSTHDR(received);
+    while !cmsg.is_null() {
+        let level = (*cmsg).cmsg_level;
+        let kind = (*cmsg).cmsg_type;
+        if level == libc::IPPROTO_IP && kind == libc::IP_PKTINFO {
+            let got = &*(libc::CMSG_DATA(cmsg) as *const libc::in_pktinfo);
+            let mut info: libc::in_pktinfo = zeroed();
+            info.ipi_spec_dst = got.ipi_addr;
+            return write_control(out, libc::IPPROTO_IP, libc::IP_PKTINFO, &info);
+        }
+        if level == libc::IPPROTO_IPV6 && kind == libc::IPV6_PKTINFO {
+            let got = &*(libc::CMSG_DATA(cmsg) as *const libc::in6_pktinfo);
+            let info = libc::in6_pktinfo { ipi6_addr: got.ipi6_addr, ipi6_ifindex: got.ipi6_ifindex };
+            return write_control(out, libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, &info);
+        }
+        cmsg = libc::CMSG_NXTHDR(received, cmsg);
+    }
+    0
+}
+
+unsafe fn write_control<T>(out: &mut [u8; CONTROL], level: i32, kind: i32, value: &T) -> usize {
+    let space = libc::CMSG_SPACE(size_of::<T>() as u32) as usize;
+    if space > CONTROL {
+        return 0;
+    }
+    out[..space].fill(0);
+    let mut hdr: libc::msghdr = zeroed();
+    hdr.msg_control = out.as_mut_ptr() as *mut c_void;
+    hdr.msg_controllen = space as _;
+    let cmsg = libc::CMSG_FIRSTHDR(&hdr);
+    (*cmsg).cmsg_level = level;
+    (*cmsg).cmsg_type = kind;
+    (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<T>() as u32) as _;
+    ptr::copy_nonoverlapping(value as *const T as *const u8, libc::CMSG_DATA(cmsg), size_of::<T>());
+    space
+}
+
+unsafe extern "C" fn on_readable(ev: *mut ngx_event_t) {
+    let c = (*ev).data as *mut ngx_connection_t;
+    let listener = &*((*c).data as *const Listener);
+    guard((), || serve(listener));
+}
+
+unsafe fn serve(l: &Listener) {
+    let b = &mut *BUFFERS;
+    let table = l.table.as_ref();
+    for _ in 0..ROUNDS {
+        for i in 0..BATCH {
+            b.in_iov[i] = libc::iovec { iov_base: b.input[i].as_mut_ptr() as *mut c_void, iov_len: IN_SIZE };
+            let hdr = &mut b.in_msgs[i].msg_hdr;
+            hdr.msg_name = &mut b.peers[i] as *mut _ as *mut c_void;
+            hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as u32;
+            hdr.msg_iov = &mut b.in_iov[i];
+            hdr.msg_iovlen = 1;
+            hdr.msg_control = b.in_control[i].as_mut_ptr() as *mut c_void;
+            hdr.msg_controllen = if l.wildcard { CONTROL as _ } else { 0 };
+            hdr.msg_flags = 0;
+        }
+        let n = libc::recvmmsg(l.fd, b.in_msgs.as_mut_ptr(), BATCH as u32, libc::MSG_DONTWAIT, ptr::null_mut());
+        if n <= 0 {
+            return;
+        }
+        let n = n as usize;
+        let mut replies = 0;
+        for i in 0..n {
+            let hdr = &b.in_msgs[i].msg_hdr;
+            let len = b.in_msgs[i].msg_len as usize;
+            let local = if l.wildcard { destination(hdr) } else { l.local };
+            let service = match l.services.as_slice() {
+                [(_, only)] => *only,
+                many => match many.iter().find(|(addr, _)| addr.is_none() || *addr == local) {
+                    Some((_, s)) => *s,
+                    None => continue,
+                },
+            };
+            let conf = &*service;
+            let Some(zone) = conf.zone.as_ref() else { continue };
+            let slot: Option<&ServiceSlot> = table.and_then(|t| conf.load.slot.map(|i| &t.slots[i]));
+            if hdr.msg_flags & libc::MSG_TRUNC != 0 {
+                if let Some(slot) = slot {
+                    slot.counters.dropped(DropReason::Unanswerable);
+                }
+                continue;
+            }
+            let qctx = QueryContext { transport: Transport::Udp, local_addr: local, random: next_random() };
+            let out = &mut b.output[replies];
+            match answer_query(conf, zone, slot, &b.input[i][..len], &qctx, out, None) {
+                Outcome::Send(reply_len) => {
+                    let controllen = if l.wildcard { source_control(hdr, &mut b.out_control[replies]) } else { 0 };
+                    b.out_iov[replies] = libc::iovec { iov_base: out.as_mut_ptr() as *mut c_void, iov_len: reply_len };
+                    let o = &mut b.out_msgs[replies].msg_hdr;
+                    o.msg_name = &mut b.peers[i] as *mut _ as *mut c_void;
+                    o.msg_namelen = hdr.msg_namelen;
+                    o.msg_iov = &mut b.out_iov[replies];
+                    o.msg_iovlen = 1;
+                    o.msg_control = if controllen > 0 { b.out_control[replies].as_mut_ptr() as *mut c_void } else { ptr::null_mut() };
+                    o.msg_controllen = controllen as _;
+                    o.msg_flags = 0;
+                    replies += 1;
+                }
+                Outcome::Delay(reply_len, ms) => {
+                    delay(l, hdr, &b.peers[i], &out[..reply_len], ms);
+                }
+                Outcome::Nothing => {}
+            }
+        }
+        let mut sent = 0;
+        while sent < replies {
+            let r = libc::sendmmsg(l.fd, b.out_msgs.as_mut_ptr().add(sent), (replies - sent) as u32, 0);
+            if r <= 0 {
+                // Socket buffer full or an error: the rest is lost, as a
+                // datagram may be; resolvers retry.
+                break;
+            }
+            sent += r as usize;
+        }
+        if n < BATCH {
+            return;
+        }
+    }
+}
+
+/// A reply waiting out its shedding delay, with what is needed to send it
+/// from the listening socket later. Recycled through a free list, so the
+/// steady state allocates nothing.
+struct Delayed {
+    event: ngx_event_t,
+    fd: libc::c_int,
+    peer: libc::sockaddr_storage,
+    peer_len: u32,
+    control: [u8; CONTROL],
+    control_len: usize,
+    len: usize,
+    data: [u8; OUT_SIZE],
+}
+
+static mut FREE: Vec<Box<Delayed>> = Vec::new();
+
+unsafe fn delay(l: &Listener, hdr: &libc::msghdr, peer: &libc::sockaddr_storage, reply: &[u8], ms: u32) {
+    let free = &mut *ptr::addr_of_mut!(FREE);
+    let mut d = match free.pop() {
+        Some(d) => d,
+        None => Box::new(zeroed::<Delayed>()),
+    };
+    d.fd = l.fd;
+    d.peer = *peer;
+    d.peer_len = hdr.msg_namelen;
+    d.control_len = if l.wildcard { source_control(hdr, &mut d.control) } else { 0 };
+    d.len = reply.len();
+    d.data[..reply.len()].copy_from_slice(reply);
+    let d = Box::into_raw(d);
+    (*d).event = zeroed();
+    (*d).event.handler = Some(delay_expired);
+    (*d).event.data = d as *mut c_void;
+    (*d).event.log = ngx::ffi::ngx_cycle.as_ref().map_or(ptr::null_mut(), |c| c.log);
+    // Shedding answers are not worth holding up a worker's exit for.
+    (*d).event.set_cancelable(1);
+    ngx_add_timer(&mut (*d).event, ms as ngx_msec_t);
+    add_waiting(1);
+}
+
+unsafe extern "C" fn delay_expired(ev: *mut ngx_event_t) {
+    let d = Box::from_raw((*ev).data as *mut Delayed);
+    guard((), || {
+        let mut iov = libc::iovec { iov_base: d.data.as_ptr() as *mut c_void, iov_len: d.len };
+        let mut msg: libc::msghdr = zeroed();
+        msg.msg_name = &d.peer as *const _ as *mut c_void;
+        msg.msg_namelen = d.peer_len;
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        if d.control_len > 0 {
+            msg.msg_control = d.control.as_ptr() as *mut c_void;
+            msg.msg_controllen = d.control_len as _;
+        }
+        libc::sendmsg(d.fd, &msg, libc::MSG_DONTWAIT);
+    });
+    add_waiting(-1);
+    (*ptr::addr_of_mut!(FREE)).push(d);
+}
