@@ -12,13 +12,15 @@ ngx_dns_service_src=$(pwd)
 
 cat << END                                                  >> "$NGX_MAKEFILE"
 
-# ngx_stream_dns_service_module: the Rust static library. cargo tracks the sources and
-# rebuilds only what changed, so it is always invoked.
+# ngx_stream_dns_service_module: the Rust static library. cargo tracks the
+# sources and rebuilds only what changed, so it is always invoked. The "+"
+# marks the command as recursive: with "make -jN", make then hands its job
+# server to cargo, which shares make's job slots.
 
 .PHONY: $ngx_dns_service_lib
 
 $ngx_dns_service_lib:
-	NGINX_BUILD_DIR="$ngx_dns_service_objs" \\
+	+NGINX_BUILD_DIR="$ngx_dns_service_objs" \\
 	NGINX_SOURCE_DIR="$ngx_dns_service_src" \\
 	$NGX_CARGO rustc \\
 		--manifest-path "$ngx_addon_dir/Cargo.toml" \\
