@@ -216,8 +216,12 @@ fn record(last: &mut LastQuery, msg: &[u8], answered: Option<Answered>) {
         },
     };
     last.qtype = qtype;
-    last.qname_len = qname_len.unwrap_or(0).min(last.qname.len());
-    last.qname[..last.qname_len].copy_from_slice(&msg[12..12 + last.qname_len]);
+    // A name is only reported for a message that has one after its header.
+    let available = msg.len().saturating_sub(12);
+    last.qname_len = qname_len.unwrap_or(0).min(last.qname.len()).min(available);
+    if last.qname_len > 0 {
+        last.qname[..last.qname_len].copy_from_slice(&msg[12..12 + last.qname_len]);
+    }
     last.rcode = answered.map(|a| a.rcode);
 }
 
@@ -579,6 +583,11 @@ unsafe fn tcp_run(c: *mut ngx_connection_t, conf: &SrvConf, zone: &Zone, ctx: &m
             st.out_pos = 0;
             st.out_last = 0;
         }
+        // Queries that waited for output room are answered before reading
+        // more (or closing after the client's end of stream).
+        if complete_message(st) {
+            continue;
+        }
         if st.eof {
             return Next::Close;
         }
@@ -618,6 +627,18 @@ unsafe extern "C" fn tcp_delay_expired(ev: *mut ngx_event_t) {
         ctx.tcp.paused = false;
     }
     tcp_event_handler((*c).write);
+}
+
+/// Whether the input holds a whole framed message (or an invalid length,
+/// which the answer loop rejects).
+fn complete_message(st: &TcpState) -> bool {
+    let available = st.in_last - st.in_pos;
+    if available < 2 {
+        return false;
+    }
+    // SAFETY: the input buffer holds `in_last` initialized bytes.
+    let len = unsafe { u16::from_be_bytes([*st.input.add(st.in_pos), *st.input.add(st.in_pos + 1)]) } as usize;
+    len == 0 || len > TCP_MAX_QUERY || available >= 2 + len
 }
 
 /// Registers interest in the events the connection waits for and arms its

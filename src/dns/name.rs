@@ -18,6 +18,8 @@ pub enum NameError {
     NotHostLabel(String),
     #[error("the root is not allowed here")]
     Root,
+    #[error("\"{0}\" looks like an address, not a host name (its last label is numeric)")]
+    NumericTop(String),
     #[error("\"{0}\" is not a mailbox (user@domain or user.domain)")]
     BadMailbox(String),
 }
@@ -43,6 +45,11 @@ impl Name {
         let labels: Vec<&str> = text.split('.').collect();
         for label in &labels {
             check_host_label(label)?;
+        }
+        // An all-numeric top label is an address written where a name
+        // belongs (no top-level domain is numeric, RFC 3696 §2).
+        if labels.last().is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit())) {
+            return Err(NameError::NumericTop(text.to_string()));
         }
         Self::from_labels(labels.iter().map(|l| l.as_bytes()))
     }
@@ -205,7 +212,8 @@ mod tests {
         assert!(matches!(Name::parse_host("ex ample.com"), Err(NameError::NotHostLabel(_))));
         assert!(matches!(Name::parse_host("-a.com"), Err(NameError::NotHostLabel(_))));
         assert!(Name::parse_host("xn--bcher-kva.example").is_ok());
-        assert!(Name::parse_host("1.2.3.4").is_ok(), "digits-only labels are host names");
+        assert!(Name::parse_host("1.example.com").is_ok(), "digits-only inner labels are fine");
+        assert!(matches!(Name::parse_host("192.0.2.1"), Err(NameError::NumericTop(_))));
     }
 
     #[test]

@@ -20,11 +20,11 @@ use Carp qw(croak);
 use Cwd qw(abs_path);
 use Errno qw(EAGAIN EINTR EWOULDBLOCK);
 use File::Basename qw(dirname);
+use File::Path ();
 use File::Spec;
 use File::Temp qw(tempdir);
 use IO::Select;
 use IO::Socket::IP;
-use POSIX qw(WNOHANG);
 use Socket qw(SOCK_DGRAM SOCK_STREAM);
 use Test::More ();
 use Time::HiRes qw(time sleep);
@@ -82,8 +82,8 @@ sub new {
     Test::More::plan(skip_all => 'IPv6 loopback not available')
         if $o{ipv6} && !have_ipv6();
 
-    my $prefix = tempdir('nginx-dns-test-XXXXXXXX', TMPDIR => 1,
-        CLEANUP => $ENV{TEST_NGINX_LEAVE} ? 0 : 1);
+    # removed at exit by the END block below, after nginx has stopped
+    my $prefix = tempdir('nginx-dns-test-XXXXXXXX', TMPDIR => 1, CLEANUP => 0);
     chmod 0755, $prefix;
     mkdir "$prefix/logs";
 
@@ -274,6 +274,9 @@ sub _read_pid {
 
 sub master_pid { my ($self) = @_; return $self->{pid} }
 
+# The pid currently in the pid file.
+sub pid_from_file { my ($self) = @_; return $self->_read_pid }
+
 sub master_alive { my ($self) = @_; return _alive($self->{pid}) }
 
 # Live children of the master (the worker processes).
@@ -289,7 +292,8 @@ sub worker_pids {
         next unless $stat =~ /^\d+ \(.*\) (\S) (\d+) /s;
         push @w, $d if $2 == $m && $1 ne 'Z' && $1 ne 'X';
     }
-    return sort { $a <=> $b } @w;
+    @w = sort { $a <=> $b } @w;
+    return @w;
 }
 
 # Starts nginx (daemonized master) and waits until it serves. Options:
@@ -427,6 +431,12 @@ sub DESTROY {
 END {
     local ($?, $@, $!);
     for my $t (@INSTANCES) { $t->stop if $t && $t->{running} }
+    unless ($ENV{TEST_NGINX_LEAVE}) {
+        for my $t (@INSTANCES) {
+            File::Path::remove_tree($t->{prefix}, { safe => 1 })
+                if $t && $t->{prefix} && $t->{prefix} =~ m{/nginx-dns-test-\w+$};
+        }
+    }
 }
 
 ###############################################################################
@@ -477,7 +487,7 @@ sub encode_opt {
 #   opts => number of OPT records to add (default 1 when edns given)
 sub make_query {
     my (%o) = @_;
-    my $id = $o{id} // int(rand(65536));
+    my $id = $o{id} // 1 + int(rand(65535));
     my $flags = 0;
     $flags |= 0x8000 if $o{qr};
     $flags |= (($o{opcode} // 0) & 0xf) << 11;
@@ -533,6 +543,16 @@ sub header {
         cd => ($f >> 4) & 1, rcode => $f & 0xf,
         qdcount => $qd, ancount => $an, nscount => $ns, arcount => $ar,
     };
+}
+
+# The RNAME of a Net::DNS SOA record in DNS form (lower case, no final dot);
+# Net::DNS's rname() gives the mailbox form user@domain.
+sub soa_rname {
+    my ($soa) = @_;
+    return undef unless $soa && $soa->{rname};
+    my $n = lc $soa->{rname}->name;
+    $n =~ s/\.$//;
+    return $n;
 }
 
 # The first question of a raw message exactly as its bytes are:
