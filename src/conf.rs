@@ -68,6 +68,7 @@ pub struct SrvConf {
     silence: Option<Silence>,
     delay_queue: Option<usize>,
     udp_fast_path: Option<bool>,
+    wildcard: Option<bool>,
 
     /// The built zone; `Some` exactly when this server answers DNS.
     pub zone: Option<Zone>,
@@ -517,6 +518,18 @@ pub unsafe extern "C" fn set_delay_queue(
     })
 }
 
+pub unsafe extern "C" fn set_wildcard(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    directive(cf, cmd, conf, |conf, args, _| {
+        once(&conf.wildcard)?;
+        conf.wildcard = Some(match args[0] {
+            "on" => true,
+            "off" => false,
+            other => return Err(invalid(other)(ConfigError::Parameter(other.into()))),
+        });
+        Ok(())
+    })
+}
+
 pub unsafe extern "C" fn set_udp_fast_path(
     cf: *mut ngx_conf_t,
     cmd: *mut ngx_command_t,
@@ -583,6 +596,7 @@ fn build_zone(conf: &mut SrvConf) -> Result<(), String> {
     if let Some(nsid) = &conf.nsid {
         zone.nsid = nsid.clone();
     }
+    zone.wildcard = conf.wildcard.unwrap_or(false);
     let ns_at = conf.nameservers_at.as_ref().unwrap_or(&at);
     let built = Zone::build(&zone).map_err(|e| match e {
         ConfigError::NoNameServers => format!(

@@ -32,7 +32,7 @@ macro_rules! command {
     };
 }
 
-static mut STREAM_COMMANDS: [ngx_command_t; 19] = [
+static mut STREAM_COMMANDS: [ngx_command_t; 20] = [
     command!("dns_service", NGX_CONF_TAKE1, conf::set_service),
     command!("dns_nameservers", NGX_CONF_1MORE, conf::set_nameservers),
     command!("dns_address", NGX_CONF_1MORE, conf::set_address),
@@ -51,6 +51,7 @@ static mut STREAM_COMMANDS: [ngx_command_t; 19] = [
     command!("dns_silence", NGX_CONF_TAKE1, conf::set_silence),
     command!("dns_delay_queue", NGX_CONF_TAKE1, conf::set_delay_queue),
     command!("dns_udp_fast_path", NGX_CONF_TAKE1, conf::set_udp_fast_path),
+    command!("dns_wildcard", NGX_CONF_TAKE1, conf::set_wildcard),
     ngx_command_t::empty(),
 ];
 

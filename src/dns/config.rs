@@ -73,6 +73,9 @@ pub struct ZoneConfig {
     pub soa_minimum: u32,
     pub edns_payload: u16,
     pub nsid: Option<Vec<u8>>,
+    /// Names below the apex get the apex's addresses (as a wildcard would)
+    /// instead of NXDOMAIN.
+    pub wildcard: bool,
 }
 
 impl ZoneConfig {
@@ -90,6 +93,7 @@ impl ZoneConfig {
             soa_minimum: 10,
             edns_payload: DEFAULT_EDNS_PAYLOAD,
             nsid: None,
+            wildcard: false,
         }
     }
 
@@ -137,6 +141,7 @@ impl ZoneConfig {
             }
         }
         hash.write(self.contact().wire());
+        hash.write(&[u8::from(self.wildcard)]);
         for value in [self.ttl, self.soa_refresh, self.soa_retry, self.soa_expire, self.soa_minimum] {
             hash.write(&value.to_be_bytes());
         }

@@ -437,3 +437,25 @@ fn refuse_keeps_id_and_question() {
     assert_eq!(msg.header_counts().qdcount(), 1);
     assert!(msg.opt().is_some());
 }
+
+#[test]
+fn wildcard_answers_names_below_the_apex() {
+    let mut c = config();
+    c.wildcard = true;
+    let zone = Zone::build(&c).unwrap();
+    let msg = ask(&zone, &q("Host1.www.example.com", Rtype::A), &udp());
+    assert_eq!(msg.header().rcode(), Rcode::NOERROR);
+    assert!(msg.header().aa());
+    let records: Vec<_> = msg.answer().unwrap().limit_to::<A>().map(|r| r.unwrap()).collect();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].owner().to_string(), "Host1.www.example.com");
+    assert_eq!(records[0].data().addr().to_string(), "127.0.0.1");
+    let msg = ask(&zone, &q("x.y.www.example.com", Rtype::MX), &udp());
+    assert_eq!(msg.header().rcode(), Rcode::NOERROR);
+    assert_eq!(msg.header_counts().ancount(), 0);
+    let soa_owner = msg.authority().unwrap().next().unwrap().unwrap().owner().to_string();
+    assert_eq!(soa_owner, "www.example.com");
+    // The apex and outside names are unchanged.
+    assert_eq!(a_records(&ask(&zone, &q("www.example.com", Rtype::A), &udp())).len(), 1);
+    assert_eq!(ask(&zone, &q("www.example.org", Rtype::A), &udp()).header().rcode(), Rcode::REFUSED);
+}

@@ -82,6 +82,7 @@ pub struct Zone {
     edns_payload: u16,
     nsid: Option<Vec<u8>>,
     auto_address: bool,
+    wildcard: bool,
     a: Option<Template>,
     aaaa: Option<Template>,
     ns: Template,
@@ -257,6 +258,7 @@ impl Zone {
             edns_payload: config.edns_payload,
             nsid: config.nsid.clone(),
             auto_address: config.addresses == Addresses::Auto,
+            wildcard: config.wildcard,
             a,
             aaaa,
             ns: ns.finish(),
@@ -361,7 +363,23 @@ impl Zone {
         if question.qclass != class::IN {
             return self.write(&query, Some(&question), None, rcode::REFUSED, ctx, out);
         }
-        let template = match self.locate(question.qname) {
+        let location = self.locate(question.qname);
+        if location == Location::Below && self.wildcard {
+            // As a wildcard (RFC 4592) with the apex's addresses: the
+            // answer's owner is the name asked for.
+            let template = match question.qtype {
+                rtype::A | rtype::AAAA => self.address_template(question.qtype, ctx.local_addr),
+                rtype::ANY => self
+                    .address_template(rtype::A, ctx.local_addr)
+                    .or_else(|| self.address_template(rtype::AAAA, ctx.local_addr)),
+                _ => None,
+            };
+            if let Some(t) = template {
+                return self.write_owned(&query, &question, t, ctx, out, true);
+            }
+            return self.write(&query, Some(&question), Some(&self.nodata), self.nodata.rcode, ctx, out);
+        }
+        let template = match location {
             Location::Outside => None,
             Location::Below => Some(&self.nxdomain),
             Location::Apex => match question.qtype {
@@ -396,6 +414,18 @@ impl Zone {
         self.write(&query, query.question.as_ref(), None, rcode::REFUSED, ctx, out)
     }
 
+    fn write_owned(
+        &self,
+        query: &Query<'_>,
+        question: &Question<'_>,
+        template: &Template,
+        ctx: &QueryContext,
+        out: &mut [u8],
+        owner_is_qname: bool,
+    ) -> Option<Answered> {
+        self.assemble(query, Some(question), Some(template), template.rcode, ctx, out, owner_is_qname)
+    }
+
     /// Assembles header, question, template records and OPT into `out`.
     fn write(
         &self,
@@ -405,6 +435,22 @@ impl Zone {
         rcode: u16,
         ctx: &QueryContext,
         out: &mut [u8],
+    ) -> Option<Answered> {
+        self.assemble(query, question, template, rcode, ctx, out, false)
+    }
+
+    /// `write`, with record owners pointing at the whole query name instead
+    /// of the apex inside it when `owner_is_qname`.
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        &self,
+        query: &Query<'_>,
+        question: Option<&Question<'_>>,
+        template: Option<&Template>,
+        rcode: u16,
+        ctx: &QueryContext,
+        out: &mut [u8],
+        owner_is_qname: bool,
     ) -> Option<Answered> {
         let edns = query.edns;
         let question_len = question.map_or(0, Question::wire_len);
@@ -454,7 +500,8 @@ impl Zone {
             let records = &mut out[at..at + t.records.len()];
             records.copy_from_slice(&t.records);
             // The apex is the tail of the question name.
-            let apex_at = HEADER_LEN + question_len - 4 - self.apex.wire().len();
+            let apex_at =
+                if owner_is_qname { HEADER_LEN } else { HEADER_LEN + question_len - 4 - self.apex.wire().len() };
             for &pos in &t.apex_pointers {
                 put_u16(records, pos as usize, 0xc000 | apex_at as u16);
             }
