@@ -178,7 +178,9 @@ unsafe fn evaluate(conf: &SrvConf, slot: &ServiceSlot, now: u64, log: *mut ngx::
         while let Some((ok, figure)) = slot.take_probe_result() {
             leader.probe.record(ok, figure, probe.rise, probe.fall);
         }
-        if leader.probe.fail_streak > 0 {
+        // Logged when the failures take the application down (after
+        // `fall`), not for each isolated failure.
+        if leader.probe.status == 2 {
             conditions |= Condition::ProbeFailing as u32;
         }
         let reading = leader.probe.reading();
