@@ -19,9 +19,7 @@ use std::ffi::c_void;
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Largest TCP query accepted (a query is a few hundred octets; longer
-/// messages are not queries this server can answer).
-const TCP_MAX_QUERY: usize = 4096;
+use crate::dns::framing::{next_frame, Frame, MAX_TCP_QUERY as TCP_MAX_QUERY};
 /// Largest UDP response: the largest EDNS payload `dns_edns_payload` allows.
 const UDP_MAX_RESPONSE: usize = 4096;
 
@@ -521,19 +519,15 @@ unsafe fn tcp_run(c: *mut ngx_connection_t, conf: &SrvConf, zone: &Zone, ctx: &m
         let st = &mut ctx.tcp;
         // Answer every complete query in the input, as output room allows.
         while st.out_cap - st.out_last >= room {
-            let available = st.in_last - st.in_pos;
-            if available < 2 {
-                break;
-            }
-            let input = std::slice::from_raw_parts(st.input.add(st.in_pos), available);
-            let len = usize::from(u16::from_be_bytes([input[0], input[1]]));
-            if len == 0 || len > TCP_MAX_QUERY {
-                ngx_log_error!(NGX_LOG_INFO, (*c).log, "DNS TCP message of length {len} rejected, closing connection");
-                return Next::Close;
-            }
-            if available < 2 + len {
-                break;
-            }
+            let input = std::slice::from_raw_parts(st.input.add(st.in_pos), st.in_last - st.in_pos);
+            let len = match next_frame(input) {
+                Frame::Incomplete => break,
+                Frame::Invalid { len } => {
+                    ngx_log_error!(NGX_LOG_INFO, (*c).log, "DNS TCP message of length {len} rejected, closing connection");
+                    return Next::Close;
+                }
+                Frame::Message { len } => len,
+            };
             let msg = &input[2..2 + len];
             let qctx = QueryContext { transport: Transport::Tcp, local_addr: local_addr(c), random: next_random() };
             let out = std::slice::from_raw_parts_mut(st.output.add(st.out_last + 2), st.out_cap - st.out_last - 2);
@@ -632,13 +626,9 @@ unsafe extern "C" fn tcp_delay_expired(ev: *mut ngx_event_t) {
 /// Whether the input holds a whole framed message (or an invalid length,
 /// which the answer loop rejects).
 fn complete_message(st: &TcpState) -> bool {
-    let available = st.in_last - st.in_pos;
-    if available < 2 {
-        return false;
-    }
     // SAFETY: the input buffer holds `in_last` initialized bytes.
-    let len = unsafe { u16::from_be_bytes([*st.input.add(st.in_pos), *st.input.add(st.in_pos + 1)]) } as usize;
-    len == 0 || len > TCP_MAX_QUERY || available >= 2 + len
+    let input = unsafe { std::slice::from_raw_parts(st.input.add(st.in_pos), st.in_last - st.in_pos) };
+    next_frame(input) != Frame::Incomplete
 }
 
 /// Registers interest in the events the connection waits for and arms its
