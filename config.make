@@ -27,7 +27,7 @@ $ngx_dns_service_lib:
 		--lib \\
 		--crate-type staticlib \\
 		--profile $NGX_CARGO_PROFILE \\
-		--no-default-features \\
+		--no-default-features --features module \\
 		--target-dir "$ngx_dns_service_target_dir" $NGX_CARGO_OPT
 
 END

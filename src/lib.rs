@@ -10,27 +10,27 @@
 pub mod dns;
 pub mod health;
 
-#[cfg(not(test))]
+#[cfg(all(feature = "module", not(test)))]
 mod conf;
-#[cfg(not(test))]
+#[cfg(all(feature = "module", not(test)))]
 mod handler;
-#[cfg(not(test))]
+#[cfg(all(feature = "module", not(test)))]
 mod module;
-#[cfg(not(test))]
+#[cfg(all(feature = "module", not(test)))]
 mod util;
-#[cfg(not(test))]
+#[cfg(all(feature = "module", not(test)))]
 mod variables;
-#[cfg(not(test))]
+#[cfg(all(feature = "module", not(test)))]
 mod fastpath;
-#[cfg(not(test))]
+#[cfg(all(feature = "module", not(test)))]
 mod load;
-#[cfg(not(test))]
+#[cfg(all(feature = "module", not(test)))]
 mod probe;
-#[cfg(not(test))]
+#[cfg(all(feature = "module", not(test)))]
 mod shm;
-#[cfg(not(test))]
+#[cfg(all(feature = "module", not(test)))]
 mod status;
-#[cfg(not(test))]
+#[cfg(all(feature = "module", not(test)))]
 mod upstream;
 
 /// The module table `load_module` reads from the shared object (what nginx's
@@ -65,5 +65,5 @@ mod exports {
     pub static mut ngx_module_order: [*const c_char; 1] = [null()];
 }
 
-#[cfg(not(test))]
+#[cfg(all(feature = "module", not(test)))]
 pub use module::{ngx_dns_service_module, ngx_http_dns_service_status_module, ngx_stream_dns_service_module};
