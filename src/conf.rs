@@ -69,6 +69,8 @@ pub struct SrvConf {
     delay_queue: Option<usize>,
     udp_fast_path: Option<bool>,
     wildcard: Option<bool>,
+    cookies: Option<bool>,
+    cookie_file: Option<(String, crate::dns::cookie::CookieSecrets)>,
 
     /// The built zone; `Some` exactly when this server answers DNS.
     pub zone: Option<Zone>,
@@ -76,6 +78,10 @@ pub struct SrvConf {
     pub load: LoadConf,
     /// Serve UDP on the batched fast path (see `fastpath`).
     pub fast_path: bool,
+    /// DNS cookies: on, and the secrets in use (from `dns_cookie_secret`,
+    /// else the shared table's, set when the zone is initialized).
+    pub cookies_on: bool,
+    pub cookie_secrets: Option<crate::dns::cookie::CookieSecrets>,
     pub tcp_timeout_ms: ngx_msec_t,
     pub tcp_max_connections_limit: usize,
     /// Open DNS TCP connections of this server in this worker.
@@ -530,6 +536,39 @@ pub unsafe extern "C" fn set_wildcard(cf: *mut ngx_conf_t, cmd: *mut ngx_command
     })
 }
 
+pub unsafe extern "C" fn set_cookies(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    directive(cf, cmd, conf, |conf, args, _| {
+        once(&conf.cookies)?;
+        conf.cookies = Some(match args[0] {
+            "on" => true,
+            "off" => false,
+            other => return Err(invalid(other)(ConfigError::Parameter(other.into()))),
+        });
+        Ok(())
+    })
+}
+
+pub unsafe extern "C" fn set_cookie_secret(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    directive(cf, cmd, conf, |conf, args, _| {
+        once(&conf.cookie_file)?;
+        let path = args[0];
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            invalid(path)(ConfigError::Parameter(format!("cannot read the secret file: {e}")))
+        })?;
+        let secrets = crate::dns::cookie::parse_secrets(&text).ok_or_else(|| {
+            invalid(path)(ConfigError::Parameter(
+                "the secret file must hold 32 hex digits (the current secret), optionally a second line with the previous one".into(),
+            ))
+        })?;
+        conf.cookie_file = Some((path.to_string(), secrets));
+        Ok(())
+    })
+}
+
 pub unsafe extern "C" fn set_udp_fast_path(
     cf: *mut ngx_conf_t,
     cmd: *mut ngx_command_t,
@@ -610,6 +649,8 @@ fn build_zone(conf: &mut SrvConf) -> Result<(), String> {
     })?;
     conf.zone = Some(built);
     conf.fast_path = conf.udp_fast_path.unwrap_or(true);
+    conf.cookies_on = conf.cookies.unwrap_or(true);
+    conf.cookie_secrets = if conf.cookies_on { conf.cookie_file.as_ref().map(|(_, s)| *s) } else { None };
     let mut policy = conf.policy.clone().unwrap_or_default();
     policy.silence = conf.silence.unwrap_or(Silence::Drop);
     conf.load = LoadConf {

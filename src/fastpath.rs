@@ -221,6 +221,7 @@ unsafe extern "C" fn on_readable(ev: *mut ngx_event_t) {
 unsafe fn serve(l: &Listener) {
     let b = &mut *BUFFERS;
     let table = l.table.as_ref();
+    let now = ngx::ffi::ngx_time() as u32;
     for _ in 0..ROUNDS {
         for i in 0..BATCH {
             b.in_iov[i] = libc::iovec { iov_base: b.input[i].as_mut_ptr() as *mut c_void, iov_len: IN_SIZE };
@@ -259,7 +260,14 @@ unsafe fn serve(l: &Listener) {
                 }
                 continue;
             }
-            let qctx = QueryContext { transport: Transport::Udp, local_addr: local, random: next_random() };
+            let qctx = QueryContext {
+                transport: Transport::Udp,
+                local_addr: local,
+                random: next_random(),
+                client_addr: ip_of(&b.peers[i] as *const _ as *const ngx::ffi::sockaddr),
+                now,
+                cookies: conf.cookie_secrets.as_ref(),
+            };
             let out = &mut b.output[replies];
             match answer_query(conf, zone, slot, &b.input[i][..len], &qctx, out, None) {
                 Outcome::Send(reply_len) => {

@@ -291,7 +291,14 @@ unsafe fn udp_datagram(
     msg: &[u8],
 ) {
     let conf = srv_conf(s);
-    let qctx = QueryContext { transport: Transport::Udp, local_addr: local_addr(c), random: next_random() };
+    let qctx = QueryContext {
+        transport: Transport::Udp,
+        local_addr: local_addr(c),
+        random: next_random(),
+        client_addr: ip_of((*c).sockaddr),
+        now: ngx::ffi::ngx_time() as u32,
+        cookies: conf.cookie_secrets.as_ref(),
+    };
     // SAFETY: see UDP_OUT.
     let out = &mut *ptr::addr_of_mut!(UDP_OUT);
     match answer_query(conf, zone, slot_of(s, conf), msg, &qctx, out, Some(&mut ctx.last)) {
@@ -529,7 +536,14 @@ unsafe fn tcp_run(c: *mut ngx_connection_t, conf: &SrvConf, zone: &Zone, ctx: &m
                 Frame::Message { len } => len,
             };
             let msg = &input[2..2 + len];
-            let qctx = QueryContext { transport: Transport::Tcp, local_addr: local_addr(c), random: next_random() };
+            let qctx = QueryContext {
+                transport: Transport::Tcp,
+                local_addr: local_addr(c),
+                random: next_random(),
+                client_addr: ip_of((*c).sockaddr),
+                now: ngx::ffi::ngx_time() as u32,
+                cookies: conf.cookie_secrets.as_ref(),
+            };
             let out = std::slice::from_raw_parts_mut(st.output.add(st.out_last + 2), st.out_cap - st.out_last - 2);
             let outcome = answer_query(conf, zone, slot, msg, &qctx, out, Some(&mut ctx.last));
             let (Outcome::Send(len_out) | Outcome::Delay(len_out, _)) = outcome else {

@@ -32,7 +32,7 @@ macro_rules! command {
     };
 }
 
-static mut STREAM_COMMANDS: [ngx_command_t; 20] = [
+static mut STREAM_COMMANDS: [ngx_command_t; 22] = [
     command!("dns_service", NGX_CONF_TAKE1, conf::set_service),
     command!("dns_nameservers", NGX_CONF_1MORE, conf::set_nameservers),
     command!("dns_address", NGX_CONF_1MORE, conf::set_address),
@@ -52,6 +52,8 @@ static mut STREAM_COMMANDS: [ngx_command_t; 20] = [
     command!("dns_delay_queue", NGX_CONF_TAKE1, conf::set_delay_queue),
     command!("dns_udp_fast_path", NGX_CONF_TAKE1, conf::set_udp_fast_path),
     command!("dns_wildcard", NGX_CONF_TAKE1, conf::set_wildcard),
+    command!("dns_cookies", NGX_CONF_TAKE1, conf::set_cookies),
+    command!("dns_cookie_secret", NGX_CONF_TAKE1, conf::set_cookie_secret),
     ngx_command_t::empty(),
 ];
 

@@ -74,7 +74,12 @@ unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, old_data: *mut c_void)
             (*shpool).data = p as *mut c_void;
             p
         };
-        let table = Table::init(memory);
+        let mut secret = [0u8; 16];
+        if libc::getrandom(secret.as_mut_ptr() as *mut c_void, secret.len(), 0) != secret.len() as isize {
+            ngx_log_error!(NGX_LOG_EMERG, (*zone).shm.log, "getrandom() failed for the DNS cookie secret");
+            return NGX_ERROR as ngx_int_t;
+        }
+        let table = Table::init(memory, secret);
         main.table = table;
 
         let names: Vec<Vec<u8>> = main
@@ -90,6 +95,10 @@ unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, old_data: *mut c_void)
         for (&conf, &index) in main.services.iter().zip(&slots) {
             let conf: &mut SrvConf = &mut *conf;
             conf.load.slot = Some(index);
+            if conf.cookies_on && conf.cookie_secrets.is_none() {
+                conf.cookie_secrets =
+                    Some(crate::dns::cookie::CookieSecrets { current: table.cookie_secret(), previous: None });
+            }
             publish_initial(conf, &table.slots[index]);
         }
         NGX_OK as ngx_int_t

@@ -6,6 +6,7 @@
 //! a template into a caller-provided buffer (no allocation per query).
 
 pub mod config;
+pub mod cookie;
 pub mod framing;
 pub mod name;
 pub mod query;

@@ -10,6 +10,9 @@ pub struct Edns {
     pub version: u8,
     pub dnssec_ok: bool,
     pub nsid_requested: bool,
+    /// The COOKIE option (RFC 7873): offset of its data in the message and
+    /// its length (8: client cookie only; 16 to 40: with a server cookie).
+    pub cookie: Option<(usize, usize)>,
 }
 
 /// The question of a query. `qname` is the name exactly as received (the
@@ -32,6 +35,8 @@ impl Question<'_> {
 /// present when they parsed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Query<'a> {
+    /// The whole message.
+    pub msg: &'a [u8],
     pub id: u16,
     pub flags: u16,
     pub question: Option<Question<'a>>,
@@ -41,9 +46,18 @@ pub struct Query<'a> {
     pub malformed: bool,
 }
 
-impl Query<'_> {
+impl<'a> Query<'a> {
     pub fn opcode(&self) -> u8 {
         ((self.flags >> 11) & 0x0f) as u8
+    }
+
+    /// The client cookie and the server cookie (possibly empty) the query
+    /// carries in its COOKIE option.
+    pub fn cookie(&self) -> Option<(&'a [u8; 8], &'a [u8])> {
+        let (at, len) = self.edns?.cookie?;
+        let data = self.msg.get(at..at + len)?;
+        let client: &[u8; 8] = data[..8].try_into().ok()?;
+        Some((client, &data[8..]))
     }
 }
 
@@ -58,20 +72,26 @@ pub fn parse(msg: &[u8]) -> Option<Query<'_>> {
     if flags & wire::flag::QR != 0 {
         return None;
     }
-    let mut query = Query { id, flags, question: None, edns: None, malformed: false };
+    let mut query = Query { msg, id, flags, question: None, edns: None, malformed: false };
     let qdcount = get_u16(msg, 4);
     let ancount = get_u16(msg, 6);
     let nscount = get_u16(msg, 8);
     let arcount = get_u16(msg, 10);
-    if qdcount != 1 {
+    // No question is allowed only for a cookie exchange (RFC 7873 §5.4);
+    // the caller decides once the OPT record is known.
+    if qdcount > 1 {
         query.malformed = true;
         return Some(query);
     }
-    let Some((question, mut at)) = parse_question(msg, HEADER_LEN) else {
-        query.malformed = true;
-        return Some(query);
-    };
-    query.question = Some(question);
+    let mut at = HEADER_LEN;
+    if qdcount == 1 {
+        let Some((question, next)) = parse_question(msg, HEADER_LEN) else {
+            query.malformed = true;
+            return Some(query);
+        };
+        query.question = Some(question);
+        at = next;
+    }
     // Records in the answer and authority sections of a query carry nothing
     // we use; they are skipped (but must be well-formed).
     for _ in 0..u32::from(ancount) + u32::from(nscount) {
@@ -199,6 +219,7 @@ fn parse_opt(msg: &[u8], record: &Record) -> Option<Edns> {
         version: (record.ttl >> 16) as u8,
         dnssec_ok: record.ttl & wire::EDNS_DO != 0,
         nsid_requested: false,
+        cookie: None,
     };
     let rdata = &msg[record.rdata_at..record.rdata_at + record.rdata_len];
     let mut at = 0;
@@ -209,6 +230,14 @@ fn parse_opt(msg: &[u8], record: &Record) -> Option<Edns> {
         rdata.get(at + 4..at + 4 + len)?;
         if code == edns_option::NSID {
             edns.nsid_requested = true;
+        }
+        if code == edns_option::COOKIE && edns.cookie.is_none() {
+            // A client cookie alone, or with a server cookie of 8 to 32
+            // octets; any other length is malformed (RFC 7873 §5.2.2).
+            if len != 8 && !(16..=40).contains(&len) {
+                return None;
+            }
+            edns.cookie = Some((record.rdata_at + at + 4, len));
         }
         // Unknown options are ignored (RFC 6891 §6.1.2).
         at += 4 + len;
@@ -248,7 +277,7 @@ mod tests {
         let opt = [0, 0, 41, 0x10, 0, 0, 0, 0x80, 0, 0, 10, 0, 3, 0, 0, 0xfd, 0xe9, 0, 2, 0xab, 0xcd];
         let msg = query_bytes(b"\x00", 1, &opt, 1);
         let edns = parse(&msg).unwrap().edns.unwrap();
-        assert_eq!(edns, Edns { udp_payload: 4096, version: 0, dnssec_ok: true, nsid_requested: true });
+        assert_eq!(edns, Edns { udp_payload: 4096, version: 0, dnssec_ok: true, nsid_requested: true, cookie: None });
     }
 
     #[test]
@@ -264,6 +293,11 @@ mod tests {
         let mut two = query_bytes(b"\x00", 1, &[], 0);
         two[5] = 2;
         assert!(parse(&two).unwrap().malformed);
+        let mut none = query_bytes(b"\x00", 1, &[], 0);
+        none[5] = 0;
+        none.truncate(12);
+        let q = parse(&none).unwrap();
+        assert!(!q.malformed && q.question.is_none(), "no question: the caller decides");
         let opt_bad_owner = [1, b'a', 0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0];
         assert!(parse(&query_bytes(b"\x00", 1, &opt_bad_owner, 1)).unwrap().malformed);
         let opt = [0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0];

@@ -19,15 +19,15 @@ fn config() -> ZoneConfig {
     c
 }
 
-fn udp_from(addr: &str) -> QueryContext {
-    QueryContext { transport: Transport::Udp, local_addr: Some(addr.parse().unwrap()), random: 7 }
+fn udp_from(addr: &str) -> QueryContext<'static> {
+    QueryContext { local_addr: Some(addr.parse().unwrap()), random: 7, ..QueryContext::new(Transport::Udp) }
 }
 
-fn udp() -> QueryContext {
+fn udp() -> QueryContext<'static> {
     udp_from("127.0.0.1")
 }
 
-fn tcp() -> QueryContext {
+fn tcp() -> QueryContext<'static> {
     QueryContext { transport: Transport::Tcp, ..udp() }
 }
 
@@ -406,7 +406,11 @@ fn random_queries_give_well_formed_answers() {
             _ => msg.extend((0..next() % 16).map(|_| next() as u8)),
         }
         let transport = if next() % 2 == 0 { Transport::Udp } else { Transport::Tcp };
-        let ctx = QueryContext { transport, local_addr: Some(IpAddr::from([127, 0, 0, 1])), random: next() as u32 };
+        let ctx = QueryContext {
+            local_addr: Some(IpAddr::from([127, 0, 0, 1])),
+            random: next() as u32,
+            ..QueryContext::new(transport)
+        };
         if let Some(answered) = zone.respond(&msg, &ctx, &mut out) {
             let wire = out[..answered.len].to_vec();
             if transport == Transport::Udp {
@@ -458,4 +462,70 @@ fn wildcard_answers_names_below_the_apex() {
     // The apex and outside names are unchanged.
     assert_eq!(a_records(&ask(&zone, &q("www.example.com", Rtype::A), &udp())).len(), 1);
     assert_eq!(ask(&zone, &q("www.example.org", Rtype::A), &udp()).header().rcode(), Rcode::REFUSED);
+}
+
+#[test]
+fn dns_cookies() {
+    use super::cookie::{server_cookie, CookieSecrets};
+    let zone = Zone::build(&config()).unwrap();
+    let secrets = CookieSecrets { current: *b"0123456789abcdef", previous: None };
+    let ip: IpAddr = "192.0.2.33".parse().unwrap();
+    let ctx = QueryContext { client_addr: Some(ip), now: 1_800_000_000, cookies: Some(&secrets), ..udp() };
+    let cookie_of = |msg: &Message<Vec<u8>>| -> Option<Vec<u8>> {
+        msg.opt()?.opt().iter::<domain::base::opt::AllOptData<_, _>>().find_map(|o| match o.unwrap() {
+            domain::base::opt::AllOptData::Cookie(c) => {
+                let mut v = c.client().as_ref().to_vec();
+                v.extend(c.server().map(|s| s.as_ref().to_vec()).unwrap_or_default());
+                Some(v)
+            }
+            _ => None,
+        })
+    };
+    // Client cookie only: answered, with client + server cookie.
+    let query = q("www.example.com", Rtype::A).edns(1232, 0, false, vec![(10, b"clientck".to_vec())]);
+    let mut out = vec![0u8; 4096];
+    let answered = zone.respond(&query.wire(), &ctx, &mut out).unwrap();
+    assert_eq!(answered.cookie, Some(super::cookie::CookieStatus::ClientOnly));
+    let msg = Message::from_octets(out[..answered.len].to_vec()).unwrap();
+    assert_eq!(a_records(&msg).len(), 1);
+    let cookie = cookie_of(&msg).expect("cookie in the response");
+    assert_eq!(&cookie[..8], b"clientck");
+    assert_eq!(&cookie[8..], &server_cookie(&secrets.current, b"clientck", ip, ctx.now));
+    // Sent back: valid.
+    let back = q("www.example.com", Rtype::A).edns(1232, 0, false, vec![(10, cookie.clone())]);
+    let answered = zone.respond(&back.wire(), &ctx, &mut out).unwrap();
+    assert_eq!(answered.cookie, Some(super::cookie::CookieStatus::Valid));
+    // From another address: invalid, but still answered normally.
+    let other = QueryContext { client_addr: Some("192.0.2.34".parse().unwrap()), ..ctx };
+    let answered = zone.respond(&back.wire(), &other, &mut out).unwrap();
+    assert_eq!(answered.cookie, Some(super::cookie::CookieStatus::Invalid));
+    assert_eq!(answered.rcode, 0);
+    // A malformed cookie option: FORMERR.
+    let bad = q("www.example.com", Rtype::A).edns(1232, 0, false, vec![(10, b"short".to_vec())]);
+    assert_eq!(ask(&zone, &bad, &ctx).header().rcode(), Rcode::FORMERR);
+    // Cookie-only query (no question): NOERROR with a cookie, BADCOOKIE when
+    // the server cookie is invalid, FORMERR without a cookie.
+    let only = |cookie: Vec<u8>| {
+        let mut wire = q("www.example.com", Rtype::A).edns(1232, 0, false, vec![(10, cookie)]).wire();
+        let qlen = 17 + 4;
+        wire.drain(12..12 + qlen);
+        wire[5] = 0;
+        wire
+    };
+    let answered = zone.respond(&only(b"clientck".to_vec()), &ctx, &mut out).unwrap();
+    assert_eq!((answered.rcode, answered.qtype), (0, None));
+    let msg = Message::from_octets(out[..answered.len].to_vec()).unwrap();
+    assert!(cookie_of(&msg).is_some());
+    let answered = zone.respond(&only(cookie.clone()), &other, &mut out).unwrap();
+    assert_eq!(answered.rcode, 23, "BADCOOKIE");
+    let msg = Message::from_octets(out[..answered.len].to_vec()).unwrap();
+    assert_eq!(msg.opt().unwrap().rcode(msg.header()), OptRcode::BADCOOKIE);
+    let mut no_cookie = q("www.example.com", Rtype::A).wire();
+    no_cookie.truncate(12);
+    no_cookie[5] = 0;
+    assert_eq!(respond(&zone, &no_cookie, &ctx).map(|w| w[3] & 0x0f), Some(1));
+    // Cookies off: the option is ignored.
+    let answered = zone.respond(&query.wire(), &udp(), &mut out).unwrap();
+    assert_eq!(answered.cookie, None);
+    assert!(cookie_of(&Message::from_octets(out[..answered.len].to_vec()).unwrap()).is_none());
 }

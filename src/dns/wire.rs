@@ -34,6 +34,7 @@ pub mod rcode {
     pub const NOTIMP: u16 = 4;
     pub const REFUSED: u16 = 5;
     pub const BADVERS: u16 = 16;
+    pub const BADCOOKIE: u16 = 23;
 }
 
 pub mod opcode {
@@ -42,6 +43,7 @@ pub mod opcode {
 
 pub mod edns_option {
     pub const NSID: u16 = 3;
+    pub const COOKIE: u16 = 10;
 }
 
 /// Header flag bits, as seen in the 16-bit flags word.

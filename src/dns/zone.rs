@@ -10,6 +10,7 @@
 //! allocates once the zone is built.
 
 use super::config::{Addresses, ConfigError, ZoneConfig};
+use super::cookie::{self, CookieSecrets, CookieStatus};
 use super::name::{label_boundaries, Name};
 use super::query::{self, Edns, Query, Question};
 use super::wire::{self, class, flag, put_u16, put_u32, rcode, rtype, HEADER_LEN};
@@ -24,12 +25,25 @@ pub enum Transport {
 
 /// Per-query facts the engine cannot see in the message.
 #[derive(Clone, Copy, Debug)]
-pub struct QueryContext {
+pub struct QueryContext<'a> {
     pub transport: Transport,
     /// The address the query arrived on (for `dns_address auto`).
     pub local_addr: Option<IpAddr>,
     /// A random value for TTL jitter.
     pub random: u32,
+    /// The client's address, for DNS cookies.
+    pub client_addr: Option<IpAddr>,
+    /// Seconds since the epoch, for DNS cookies.
+    pub now: u32,
+    /// Server secrets when DNS cookies are on.
+    pub cookies: Option<&'a CookieSecrets>,
+}
+
+impl QueryContext<'_> {
+    /// A context for `transport` with nothing else known.
+    pub fn new(transport: Transport) -> QueryContext<'static> {
+        QueryContext { transport, local_addr: None, random: 0, client_addr: None, now: 0, cookies: None }
+    }
 }
 
 /// What was sent, for logging and counters.
@@ -44,6 +58,8 @@ pub struct Answered {
     /// Length of the query name at offset 12 of the query, when readable.
     pub qname_len: Option<usize>,
     pub truncated: bool,
+    /// What the query's DNS cookie said, when it had one and cookies are on.
+    pub cookie: Option<CookieStatus>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -293,15 +309,16 @@ impl Zone {
     /// Size of the largest response this zone can produce: the buffer size
     /// `respond` needs to never truncate a TCP answer.
     pub fn max_response_len(&self) -> usize {
-        HEADER_LEN + wire::MAX_NAME_LEN + 4 + self.max_records_len + self.opt_len(true)
+        HEADER_LEN + wire::MAX_NAME_LEN + 4 + self.max_records_len + self.opt_len(true, true)
     }
 
-    fn opt_len(&self, nsid_requested: bool) -> usize {
+    fn opt_len(&self, nsid_requested: bool, cookie: bool) -> usize {
         let nsid = match (&self.nsid, nsid_requested) {
             (Some(nsid), true) => 4 + nsid.len(),
             _ => 0,
         };
-        11 + nsid
+        let cookie = if cookie { 4 + cookie::RESPONSE_COOKIE_LEN } else { 0 };
+        11 + nsid + cookie
     }
 
     fn locate(&self, qname: &[u8]) -> Location {
@@ -343,7 +360,7 @@ impl Zone {
     /// Writes the response to `msg` into `out` and describes it, or returns
     /// `None` when no response may be sent (or `out` cannot hold even a
     /// truncated one).
-    pub fn respond(&self, msg: &[u8], ctx: &QueryContext, out: &mut [u8]) -> Option<Answered> {
+    pub fn respond(&self, msg: &[u8], ctx: &QueryContext<'_>, out: &mut [u8]) -> Option<Answered> {
         let query = query::parse(msg)?;
         let question = query.question;
         if query.malformed {
@@ -352,8 +369,14 @@ impl Zone {
         if query.opcode() != wire::opcode::QUERY {
             return self.write(&query, question.as_ref(), None, rcode::NOTIMP, ctx, out);
         }
-        // A well-formed query with QDCOUNT 1 always has its question.
-        let question = question?;
+        let Some(question) = question else {
+            // No question: only a cookie exchange (RFC 7873 §5.4) is valid.
+            return match self.cookie_status(&query, ctx) {
+                Some(CookieStatus::Invalid) => self.write(&query, None, None, rcode::BADCOOKIE, ctx, out),
+                Some(_) => self.write(&query, None, None, rcode::NOERROR, ctx, out),
+                None => self.write(&query, None, None, rcode::FORMERR, ctx, out),
+            };
+        };
         if query.edns.is_some_and(|e| e.version > 0) {
             return self.write(&query, Some(&question), None, rcode::BADVERS, ctx, out);
         }
@@ -414,6 +437,13 @@ impl Zone {
         self.write(&query, query.question.as_ref(), None, rcode::REFUSED, ctx, out)
     }
 
+    /// What the query's cookie says, when it has one and cookies are on.
+    fn cookie_status(&self, query: &Query<'_>, ctx: &QueryContext<'_>) -> Option<CookieStatus> {
+        let (secrets, ip) = (ctx.cookies?, ctx.client_addr?);
+        let (client, server) = query.cookie()?;
+        Some(if server.is_empty() { CookieStatus::ClientOnly } else { cookie::check(secrets, client, server, ip, ctx.now) })
+    }
+
     fn write_owned(
         &self,
         query: &Query<'_>,
@@ -453,8 +483,9 @@ impl Zone {
         owner_is_qname: bool,
     ) -> Option<Answered> {
         let edns = query.edns;
+        let cookie = self.cookie_status(query, ctx);
         let question_len = question.map_or(0, Question::wire_len);
-        let opt_len = edns.map_or(0, |e| self.opt_len(e.nsid_requested));
+        let opt_len = edns.map_or(0, |e| self.opt_len(e.nsid_requested, cookie.is_some()));
         let records_len = template.map_or(0, |t| t.records.len());
         let limit = match ctx.transport {
             Transport::Udp => udp_limit(edns, self.edns_payload),
@@ -528,7 +559,7 @@ impl Zone {
             at += t.records.len();
         }
         if let Some(e) = edns {
-            at = self.write_opt(out, at, &e, rcode);
+            at = self.write_opt(out, at, &e, rcode, cookie.and(query.cookie()), ctx);
         }
         debug_assert_eq!(at, len);
         Some(Answered {
@@ -537,10 +568,19 @@ impl Zone {
             qtype: question.map(|q| q.qtype),
             qname_len: question.map(|q| q.qname.len()),
             truncated,
+            cookie,
         })
     }
 
-    fn write_opt(&self, out: &mut [u8], at: usize, edns: &Edns, rcode: u16) -> usize {
+    fn write_opt(
+        &self,
+        out: &mut [u8],
+        at: usize,
+        edns: &Edns,
+        rcode: u16,
+        cookie: Option<(&[u8; 8], &[u8])>,
+        ctx: &QueryContext<'_>,
+    ) -> usize {
         out[at] = 0;
         put_u16(out, at + 1, rtype::OPT);
         put_u16(out, at + 3, self.edns_payload);
@@ -559,6 +599,15 @@ impl Zone {
                 end += 4 + nsid.len();
             }
             _ => {}
+        }
+        if let (Some((client, _)), Some(secrets), Some(ip)) = (cookie, ctx.cookies, ctx.client_addr) {
+            // Our reply carries the client cookie and a fresh server cookie.
+            let server = cookie::server_cookie(&secrets.current, client, ip, ctx.now);
+            put_u16(out, end, wire::edns_option::COOKIE);
+            put_u16(out, end + 2, cookie::RESPONSE_COOKIE_LEN as u16);
+            out[end + 4..end + 12].copy_from_slice(client);
+            out[end + 12..end + 28].copy_from_slice(&server);
+            end += 4 + cookie::RESPONSE_COOKIE_LEN;
         }
         put_u16(out, at + 9, (end - at - 11) as u16);
         end

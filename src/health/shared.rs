@@ -216,8 +216,15 @@ impl ServiceSlot {
 #[repr(C)]
 pub struct Table {
     magic: AtomicU64,
+    /// DNS cookie secret for services without a secret file: made once
+    /// when the table is created, so every worker, and every configuration
+    /// after a reload, agrees on it.
+    cookie_secret: UnsafeCell<[u8; 16]>,
     pub slots: [ServiceSlot; MAX_SERVICES],
 }
+
+// SAFETY: `cookie_secret` is written only by `init`, by one process.
+unsafe impl Sync for Table {}
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct TableFull;
@@ -228,13 +235,19 @@ impl Table {
     /// # Safety
     /// `memory` must be valid for `size_of::<Table>()` bytes, aligned, and
     /// not used by another process while this runs.
-    pub unsafe fn init<'a>(memory: *mut u8) -> &'a Table {
+    pub unsafe fn init<'a>(memory: *mut u8, fresh_secret: [u8; 16]) -> &'a Table {
         let table = &*(memory as *const Table);
         if table.magic.load(Relaxed) != LAYOUT_MAGIC {
             std::ptr::write_bytes(memory, 0, std::mem::size_of::<Table>());
+            *table.cookie_secret.get() = fresh_secret;
             table.magic.store(LAYOUT_MAGIC, Relaxed);
         }
         table
+    }
+
+    pub fn cookie_secret(&self) -> [u8; 16] {
+        // SAFETY: see the `Sync` impl.
+        unsafe { *self.cookie_secret.get() }
     }
 
     /// Gives each configured service name a slot: the slot it had (so
@@ -272,7 +285,7 @@ mod tests {
 
     fn table() -> (Vec<u64>, &'static Table) {
         let mut memory = vec![0u64; std::mem::size_of::<Table>() / 8 + 1];
-        let table = unsafe { Table::init(memory.as_mut_ptr() as *mut u8) };
+        let table = unsafe { Table::init(memory.as_mut_ptr() as *mut u8, [7; 16]) };
         let table: &'static Table = unsafe { &*(table as *const Table) };
         (memory, table)
     }
@@ -289,6 +302,14 @@ mod tests {
         let many: Vec<Vec<u8>> = (0..MAX_SERVICES + 1).map(|i| format!("s{i}.example").into_bytes()).collect();
         let refs: Vec<&[u8]> = many.iter().map(Vec::as_slice).collect();
         assert_eq!(unsafe { table.assign(&refs) }, Err(TableFull));
+    }
+
+    #[test]
+    fn the_cookie_secret_is_kept_when_the_table_is_reused() {
+        let mut memory = vec![0u64; std::mem::size_of::<Table>() / 8 + 1];
+        let first = unsafe { Table::init(memory.as_mut_ptr() as *mut u8, [1; 16]) }.cookie_secret();
+        let again = unsafe { Table::init(memory.as_mut_ptr() as *mut u8, [2; 16]) }.cookie_secret();
+        assert_eq!((first, again), ([1; 16], [1; 16]));
     }
 
     #[test]

@@ -180,7 +180,7 @@ mod tests {
     #[test]
     fn renders_both_formats() {
         let mut memory = vec![0u64; std::mem::size_of::<Table>() / 8 + 1];
-        let table = unsafe { Table::init(memory.as_mut_ptr() as *mut u8) };
+        let table = unsafe { Table::init(memory.as_mut_ptr() as *mut u8, [0; 16]) };
         let idx = unsafe { table.assign(&[b"www.example.com"]) }.unwrap()[0];
         let slot = &table.slots[idx];
         slot.state.store(State::Shedding as u32, Relaxed);
