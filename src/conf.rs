@@ -70,6 +70,7 @@ pub struct SrvConf {
     udp_fast_path: Option<bool>,
     wildcard: Option<bool>,
     cookies: Option<bool>,
+    rate_limit_set: Option<Option<RateLimit>>,
     cookie_file: Option<(String, crate::dns::cookie::CookieSecrets)>,
 
     /// The built zone; `Some` exactly when this server answers DNS.
@@ -81,6 +82,8 @@ pub struct SrvConf {
     /// DNS cookies: on, and the secrets in use (from `dns_cookie_secret`,
     /// else the shared table's, set when the zone is initialized).
     pub cookies_on: bool,
+    /// Response rate limiting (`dns_rate_limit`), off when `None`.
+    pub rate_limit: Option<RateLimit>,
     pub cookie_secrets: Option<crate::dns::cookie::CookieSecrets>,
     pub tcp_timeout_ms: ngx_msec_t,
     pub tcp_max_connections_limit: usize,
@@ -102,6 +105,14 @@ pub struct UpstreamSettings {
 pub enum UpstreamKind {
     Http,
     Stream,
+}
+
+/// `dns_rate_limit`: responses per second per client network, and every
+/// how many limited responses a truncated reply is sent (0: never).
+#[derive(Clone, Copy, Debug)]
+pub struct RateLimit {
+    pub rate: u32,
+    pub slip: u32,
 }
 
 /// Default per-worker bound on answers waiting out a shedding delay.
@@ -569,6 +580,28 @@ pub unsafe extern "C" fn set_cookie_secret(
     })
 }
 
+pub unsafe extern "C" fn set_rate_limit(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    directive(cf, cmd, conf, |conf, args, _| {
+        once(&conf.rate_limit_set)?;
+        if args[0] == "off" && args.len() == 1 {
+            conf.rate_limit_set = Some(None);
+            return Ok(());
+        }
+        let rate = settings::parse_count(args[0], args[0], 1, 1_000_000).map_err(invalid_setting(args[0]))? as u32;
+        let mut slip = 2;
+        for arg in &args[1..] {
+            let (_, value) = config::split_parameter(arg, &["slip"]).map_err(invalid(arg))?;
+            slip = settings::parse_count(arg, value, 0, 100).map_err(invalid_setting(arg))? as u32;
+        }
+        conf.rate_limit_set = Some(Some(RateLimit { rate, slip }));
+        Ok(())
+    })
+}
+
 pub unsafe extern "C" fn set_udp_fast_path(
     cf: *mut ngx_conf_t,
     cmd: *mut ngx_command_t,
@@ -650,6 +683,7 @@ fn build_zone(conf: &mut SrvConf) -> Result<(), String> {
     conf.zone = Some(built);
     conf.fast_path = conf.udp_fast_path.unwrap_or(true);
     conf.cookies_on = conf.cookies.unwrap_or(true);
+    conf.rate_limit = conf.rate_limit_set.flatten();
     conf.cookie_secrets = if conf.cookies_on { conf.cookie_file.as_ref().map(|(_, s)| *s) } else { None };
     let mut policy = conf.policy.clone().unwrap_or_default();
     policy.silence = conf.silence.unwrap_or(Silence::Drop);

@@ -253,7 +253,8 @@ unsafe fn serve(l: &Listener) {
             };
             let conf = &*service;
             let Some(zone) = conf.zone.as_ref() else { continue };
-            let slot: Option<&ServiceSlot> = table.and_then(|t| conf.load.slot.map(|i| &t.slots[i]));
+            let shared = table.and_then(|t| conf.load.slot.map(|i| (t, i)));
+            let slot: Option<&ServiceSlot> = shared.map(|(t, i)| &t.slots[i]);
             if hdr.msg_flags & libc::MSG_TRUNC != 0 {
                 if let Some(slot) = slot {
                     slot.counters.dropped(DropReason::Unanswerable);
@@ -269,7 +270,7 @@ unsafe fn serve(l: &Listener) {
                 cookies: conf.cookie_secrets.as_ref(),
             };
             let out = &mut b.output[replies];
-            match answer_query(conf, zone, slot, &b.input[i][..len], &qctx, out, None) {
+            match answer_query(conf, zone, shared, &b.input[i][..len], &qctx, out, None) {
                 Outcome::Send(reply_len) => {
                     let controllen = if l.wildcard { source_control(hdr, &mut b.out_control[replies]) } else { 0 };
                     b.out_iov[replies] = libc::iovec { iov_base: out.as_mut_ptr() as *mut c_void, iov_len: reply_len };

@@ -5,7 +5,9 @@
 use crate::conf::{MainConf, SrvConf};
 use crate::dns::{Answered, QueryContext, Transport, Zone};
 use crate::health::policy::{decide, Action, Shape};
-use crate::health::shared::{DropReason, ServiceSlot};
+use crate::health::rrl::{self, Limit};
+use crate::health::shared::{DropReason, Table};
+use crate::dns::zone::CookieStatus;
 use crate::module::ngx_stream_dns_service_module;
 use crate::util::{guard, ip_of};
 use ngx::ffi::{
@@ -95,11 +97,11 @@ unsafe fn srv_conf<'a>(s: *mut ngx_stream_session_t) -> &'a SrvConf {
     &*(*(*s).srv_conf.add(ngx_stream_dns_service_module.ctx_index) as *const SrvConf)
 }
 
-/// The service's slot in the shared table.
-unsafe fn slot_of<'a>(s: *mut ngx_stream_session_t, conf: &SrvConf) -> Option<&'a ServiceSlot> {
+/// The shared table, and the service's slot in it.
+unsafe fn slot_of<'a>(s: *mut ngx_stream_session_t, conf: &SrvConf) -> Option<(&'a Table, usize)> {
     let main = *(*s).main_conf.add(ngx_stream_dns_service_module.ctx_index) as *const MainConf;
     let table = main.as_ref()?.table.as_ref()?;
-    Some(&table.slots[conf.load.slot?])
+    Some((table, conf.load.slot?))
 }
 
 /// What to do with a response that is ready.
@@ -115,7 +117,7 @@ pub(crate) enum Outcome {
 pub(crate) unsafe fn answer_query(
     conf: &SrvConf,
     zone: &Zone,
-    slot: Option<&ServiceSlot>,
+    shared: Option<(&Table, usize)>,
     msg: &[u8],
     qctx: &QueryContext,
     out: &mut [u8],
@@ -123,6 +125,7 @@ pub(crate) unsafe fn answer_query(
 ) -> Outcome {
     use std::sync::atomic::Ordering::Relaxed;
     let tcp = qctx.transport == Transport::Tcp;
+    let slot = shared.map(|(table, i)| &table.slots[i]);
     let answered = zone.respond(msg, qctx, out);
     let mut note = |action: u8, rcode: Option<u16>| {
         if let Some(last) = last.as_deref_mut() {
@@ -147,6 +150,31 @@ pub(crate) unsafe fn answer_query(
     };
     counters.query(tcp, a.qtype);
     let shape = Shape { delay_us: slot.delay_us.load(Relaxed), drop_ppm: slot.drop_ppm.load(Relaxed) };
+    // Response rate limiting: UDP only (TCP cannot be spoofed), and not for
+    // clients that proved their address with a valid cookie.
+    if let (Some(limit), Some((table, index)), Some(ip)) = (conf.rate_limit, shared, qctx.client_addr) {
+        if !tcp && a.cookie != Some(CookieStatus::Valid) {
+            match rrl::check(&table.rrl, index, ip, qctx.now, limit.rate, limit.slip) {
+                Limit::Pass => {}
+                Limit::Drop => {
+                    counters.dropped(DropReason::RateLimited);
+                    note(DROPPED, None);
+                    return Outcome::Nothing;
+                }
+                Limit::Slip => {
+                    return match zone.slip(msg, qctx, out) {
+                        Some(r) => {
+                            counters.slipped.fetch_add(1, Relaxed);
+                            counters.response(r.rcode, true);
+                            note(ANSWERED, Some(r.rcode));
+                            Outcome::Send(r.len)
+                        }
+                        None => Outcome::Nothing,
+                    };
+                }
+            }
+        }
+    }
     match decide(shape, conf.load.silence, qctx.random) {
         Action::Answer => {
             counters.answered.fetch_add(1, Relaxed);

@@ -32,7 +32,7 @@ macro_rules! command {
     };
 }
 
-static mut STREAM_COMMANDS: [ngx_command_t; 22] = [
+static mut STREAM_COMMANDS: [ngx_command_t; 23] = [
     command!("dns_service", NGX_CONF_TAKE1, conf::set_service),
     command!("dns_nameservers", NGX_CONF_1MORE, conf::set_nameservers),
     command!("dns_address", NGX_CONF_1MORE, conf::set_address),
@@ -54,6 +54,7 @@ static mut STREAM_COMMANDS: [ngx_command_t; 22] = [
     command!("dns_wildcard", NGX_CONF_TAKE1, conf::set_wildcard),
     command!("dns_cookies", NGX_CONF_TAKE1, conf::set_cookies),
     command!("dns_cookie_secret", NGX_CONF_TAKE1, conf::set_cookie_secret),
+    command!("dns_rate_limit", NGX_CONF_TAKE12, conf::set_rate_limit),
     ngx_command_t::empty(),
 ];
 

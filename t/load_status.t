@@ -143,7 +143,7 @@ my %want = (
     delayed   => 0,
     truncated => 0,
     refused_by_policy => 0,
-    dropped   => { shed => 0, silent => 0, delay_queue_full => 0, unanswerable => 0 },
+    dropped   => { shed => 0, silent => 0, delay_queue_full => 0, unanswerable => 0, rate_limited => 0 },
 );
 
 sub counters_of {

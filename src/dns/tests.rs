@@ -555,3 +555,14 @@ fn fuzz_corpora_stay_clean() {
     }
     assert!(seen > 0, "the corpora are in fuzz/corpus");
 }
+
+#[test]
+fn slip_is_a_bare_truncated_reply() {
+    let zone = Zone::build(&config()).unwrap();
+    let mut out = [0u8; 512];
+    let a = zone.slip(&q("www.example.com", Rtype::A).wire(), &udp(), &mut out).unwrap();
+    let msg = Message::from_octets(out[..a.len].to_vec()).unwrap();
+    assert!(msg.header().tc() && msg.header().qr());
+    assert_eq!(msg.header_counts().ancount(), 0);
+    assert_eq!(msg.header_counts().qdcount(), 1);
+}

@@ -10,7 +10,8 @@
 //! allocates once the zone is built.
 
 use super::config::{Addresses, ConfigError, ZoneConfig};
-use super::cookie::{self, CookieSecrets, CookieStatus};
+use super::cookie::{self, CookieSecrets};
+pub use super::cookie::CookieStatus;
 use super::name::{label_boundaries, Name};
 use super::query::{self, Edns, Query, Question};
 use super::wire::{self, class, flag, put_u16, put_u32, rcode, rtype, HEADER_LEN};
@@ -435,6 +436,17 @@ impl Zone {
     pub fn refuse(&self, msg: &[u8], ctx: &QueryContext, out: &mut [u8]) -> Option<Answered> {
         let query = query::parse(msg)?;
         self.write(&query, query.question.as_ref(), None, rcode::REFUSED, ctx, out)
+    }
+
+    /// A truncated reply (TC=1, question and OPT only) to `msg`: what a
+    /// rate-limited client gets now and then, so a real one retries over TCP.
+    pub fn slip(&self, msg: &[u8], ctx: &QueryContext<'_>, out: &mut [u8]) -> Option<Answered> {
+        let query = query::parse(msg)?;
+        let question = query.question?;
+        let mut a = self.write(&query, Some(&question), None, rcode::NOERROR, ctx, out)?;
+        out[2] |= (flag::TC >> 8) as u8;
+        a.truncated = true;
+        Some(a)
     }
 
     /// What the query's cookie says, when it has one and cookies are on.

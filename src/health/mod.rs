@@ -3,6 +3,7 @@
 //! peers) and the shared-memory table; everything that decides lives here.
 
 pub mod policy;
+pub mod rrl;
 pub mod settings;
 pub mod shared;
 pub mod sources;

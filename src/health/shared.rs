@@ -64,11 +64,18 @@ pub enum DropReason {
     DelayQueueFull = 2,
     /// Not a query that may be answered (a response, or no header).
     Unanswerable = 3,
+    /// Response rate limiting.
+    RateLimited = 4,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 4] =
-        [DropReason::Shed, DropReason::Silent, DropReason::DelayQueueFull, DropReason::Unanswerable];
+    pub const ALL: [DropReason; 5] = [
+        DropReason::Shed,
+        DropReason::Silent,
+        DropReason::DelayQueueFull,
+        DropReason::Unanswerable,
+        DropReason::RateLimited,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -76,6 +83,7 @@ impl DropReason {
             DropReason::Silent => "silent",
             DropReason::DelayQueueFull => "delay_queue_full",
             DropReason::Unanswerable => "unanswerable",
+            DropReason::RateLimited => "rate_limited",
         }
     }
 }
@@ -91,6 +99,8 @@ pub struct Counters {
     pub delayed: AtomicU64,
     pub refused_by_policy: AtomicU64,
     pub truncated: AtomicU64,
+    /// Truncated replies sent instead of rate-limited responses.
+    pub slipped: AtomicU64,
     pub dropped: [AtomicU64; DropReason::ALL.len()],
 }
 
@@ -221,6 +231,8 @@ pub struct Table {
     /// after a reload, agrees on it.
     cookie_secret: UnsafeCell<[u8; 16]>,
     pub slots: [ServiceSlot; MAX_SERVICES],
+    /// Response rate limiting counts (see `rrl`), shared by all services.
+    pub rrl: [AtomicU64; super::rrl::BUCKETS],
 }
 
 // SAFETY: `cookie_secret` is written only by `init`, by one process.

@@ -95,12 +95,14 @@ pub fn prometheus(slots: &[&ServiceSlot]) -> String {
     family(&mut out, "dns_service_delayed_total", "counter", "Responses sent after a shedding delay.");
     family(&mut out, "dns_service_truncated_total", "counter", "UDP responses sent truncated (TC=1).");
     family(&mut out, "dns_service_refused_by_policy_total", "counter", "REFUSED sent because the service was silent.");
+    family(&mut out, "dns_service_slipped_total", "counter", "Truncated replies sent instead of rate-limited responses.");
     for s in slots {
         let c = &s.counters;
         let _ = writeln!(out, "dns_service_answered_total{{service=\"{}\"}} {}", name(s), c.answered.load(Relaxed));
         let _ = writeln!(out, "dns_service_delayed_total{{service=\"{}\"}} {}", name(s), c.delayed.load(Relaxed));
         let _ = writeln!(out, "dns_service_truncated_total{{service=\"{}\"}} {}", name(s), c.truncated.load(Relaxed));
         let _ = writeln!(out, "dns_service_refused_by_policy_total{{service=\"{}\"}} {}", name(s), c.refused_by_policy.load(Relaxed));
+        let _ = writeln!(out, "dns_service_slipped_total{{service=\"{}\"}} {}", name(s), c.slipped.load(Relaxed));
     }
     family(&mut out, "dns_service_dropped_total", "counter", "Queries left unanswered, by reason.");
     for s in slots {
@@ -157,11 +159,12 @@ pub fn json(slots: &[&ServiceSlot]) -> String {
         }
         let _ = write!(
             out,
-            "}},\"answered\":{},\"delayed\":{},\"truncated\":{},\"refused_by_policy\":{},\"dropped\":{{",
+            "}},\"answered\":{},\"delayed\":{},\"truncated\":{},\"refused_by_policy\":{},\"slipped\":{},\"dropped\":{{",
             c.answered.load(Relaxed),
             c.delayed.load(Relaxed),
             c.truncated.load(Relaxed),
-            c.refused_by_policy.load(Relaxed)
+            c.refused_by_policy.load(Relaxed),
+            c.slipped.load(Relaxed)
         );
         for (i, reason) in DropReason::ALL.iter().enumerate() {
             let _ = write!(out, "{}\"{}\":{}", if i > 0 { "," } else { "" }, reason.name(), c.dropped[*reason as usize].load(Relaxed));
