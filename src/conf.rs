@@ -181,7 +181,7 @@ unsafe fn main_conf<'a>(cf: *mut ngx_conf_t) -> &'a mut MainConf {
 /// reload or exit), so Rust-owned memory in the configuration is not leaked.
 unsafe fn pool_allocate<T>(pool: *mut ngx_pool_t, value: T) -> *mut T {
     unsafe extern "C" fn drop_value<T>(data: *mut c_void) {
-        ptr::drop_in_place(data as *mut T);
+        guard((), || ptr::drop_in_place(data as *mut T));
     }
     let cleanup = ngx_pool_cleanup_add(pool, std::mem::size_of::<T>());
     if cleanup.is_null() {

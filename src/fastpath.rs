@@ -346,6 +346,7 @@ unsafe fn delay(l: &Listener, hdr: &libc::msghdr, peer: &libc::sockaddr_storage,
 }
 
 unsafe extern "C" fn delay_expired(ev: *mut ngx_event_t) {
+    // Nothing here can panic but the send, which is guarded.
     let d = Box::from_raw((*ev).data as *mut Delayed);
     guard((), || {
         let mut iov = libc::iovec { iov_base: d.data.as_ptr() as *mut c_void, iov_len: d.len };

@@ -378,6 +378,17 @@ unsafe extern "C" fn udp_delay_expired(ev: *mut ngx_event_t) {
     let d = (*ev).data as *mut DelayedDatagram;
     let c = (*d).connection;
     let s = (*c).data as *mut ngx_stream_session_t;
+    if !guard(false, || {
+        udp_delay_expired_inner(d);
+        true
+    }) {
+        finalize(s, ngx::ffi::NGX_STREAM_INTERNAL_SERVER_ERROR);
+    }
+}
+
+unsafe fn udp_delay_expired_inner(d: *mut DelayedDatagram) {
+    let c = (*d).connection;
+    let s = (*c).data as *mut ngx_stream_session_t;
     guard((), || {
         if let Some(send) = (*c).send {
             send(c, (d as *mut u8).add(std::mem::size_of::<DelayedDatagram>()), (*d).len);
@@ -429,6 +440,10 @@ struct TcpCleanup {
 }
 
 unsafe extern "C" fn release_tcp_slot(data: *mut c_void) {
+    guard((), || release_tcp_slot_inner(data));
+}
+
+unsafe fn release_tcp_slot_inner(data: *mut c_void) {
     let cleanup = &*(data as *const TcpCleanup);
     let conf = &*cleanup.conf;
     conf.tcp_connections.set(conf.tcp_connections.get().saturating_sub(1));
@@ -662,6 +677,7 @@ unsafe extern "C" fn tcp_delay_expired(ev: *mut ngx_event_t) {
     if let Some(ctx) = session_ctx(s) {
         ctx.tcp.paused = false;
     }
+    // Guarded inside.
     tcp_event_handler((*c).write);
 }
 
