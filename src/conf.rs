@@ -270,6 +270,15 @@ fn invalid(value: &str) -> impl FnOnce(ConfigError) -> DirectiveError + '_ {
     move |error| DirectiveError::Invalid { value: value.to_string(), error }
 }
 
+/// An `on | off` directive value.
+fn on_off(arg: &str) -> Result<bool, DirectiveError> {
+    match arg {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(invalid(other)(ConfigError::Parameter(other.into()))),
+    }
+}
+
 fn once<T>(slot: &Option<T>) -> Result<(), DirectiveError> {
     if slot.is_some() {
         Err(DirectiveError::Duplicate)
@@ -538,11 +547,7 @@ pub unsafe extern "C" fn set_delay_queue(
 pub unsafe extern "C" fn set_wildcard(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
     directive(cf, cmd, conf, |conf, args, _| {
         once(&conf.wildcard)?;
-        conf.wildcard = Some(match args[0] {
-            "on" => true,
-            "off" => false,
-            other => return Err(invalid(other)(ConfigError::Parameter(other.into()))),
-        });
+        conf.wildcard = Some(on_off(args[0])?);
         Ok(())
     })
 }
@@ -550,11 +555,7 @@ pub unsafe extern "C" fn set_wildcard(cf: *mut ngx_conf_t, cmd: *mut ngx_command
 pub unsafe extern "C" fn set_cookies(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
     directive(cf, cmd, conf, |conf, args, _| {
         once(&conf.cookies)?;
-        conf.cookies = Some(match args[0] {
-            "on" => true,
-            "off" => false,
-            other => return Err(invalid(other)(ConfigError::Parameter(other.into()))),
-        });
+        conf.cookies = Some(on_off(args[0])?);
         Ok(())
     })
 }
@@ -609,11 +610,7 @@ pub unsafe extern "C" fn set_udp_fast_path(
 ) -> *mut c_char {
     directive(cf, cmd, conf, |conf, args, _| {
         once(&conf.udp_fast_path)?;
-        conf.udp_fast_path = Some(match args[0] {
-            "on" => true,
-            "off" => false,
-            other => return Err(invalid(other)(ConfigError::Parameter(other.into()))),
-        });
+        conf.udp_fast_path = Some(on_off(args[0])?);
         Ok(())
     })
 }

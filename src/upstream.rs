@@ -98,58 +98,39 @@ pub unsafe fn resolve(cycle: *mut ngx_cycle_t, main: &MainConf) -> Result<(), St
 pub unsafe fn read(peers: PeersRef, capacity: Option<u64>) -> Option<Reading> {
     let now = ngx_time();
     let mut states: Vec<PeerState> = Vec::with_capacity(8);
+    // The http and stream round-robin peer lists have the same shape.
+    macro_rules! collect {
+        ($upstream:expr, $peers_type:ty) => {{
+            let peers = (*$upstream).peer.data as *mut $peers_type;
+            if peers.is_null() {
+                return None;
+            }
+            let locked = !(*peers).shpool.is_null();
+            if locked {
+                ngx_rwlock_rlock(&mut (*peers).rwlock);
+            }
+            let mut p = (*peers).peer;
+            while !p.is_null() {
+                let failed =
+                    (*p).max_fails != 0 && (*p).fails >= (*p).max_fails && now - (*p).checked <= (*p).fail_timeout;
+                states.push(PeerState {
+                    conns: (*p).conns as u64,
+                    max_conns: (*p).max_conns as u64,
+                    down: (*p).down != 0,
+                    failed,
+                    backup: false,
+                });
+                p = (*p).next;
+            }
+            if locked {
+                ngx_rwlock_unlock(&mut (*peers).rwlock);
+            }
+        }};
+    }
     match peers {
         PeersRef::None => return None,
-        PeersRef::Http(u) => {
-            let peers = (*u).peer.data as *mut ngx_http_upstream_rr_peers_t;
-            if peers.is_null() {
-                return None;
-            }
-            let locked = !(*peers).shpool.is_null();
-            if locked {
-                ngx_rwlock_rlock(&mut (*peers).rwlock);
-            }
-            let mut p = (*peers).peer;
-            while !p.is_null() {
-                let failed = (*p).max_fails != 0 && (*p).fails >= (*p).max_fails && now - (*p).checked <= (*p).fail_timeout;
-                states.push(PeerState {
-                    conns: (*p).conns as u64,
-                    max_conns: (*p).max_conns as u64,
-                    down: (*p).down != 0,
-                    failed,
-                    backup: false,
-                });
-                p = (*p).next;
-            }
-            if locked {
-                ngx_rwlock_unlock(&mut (*peers).rwlock);
-            }
-        }
-        PeersRef::Stream(u) => {
-            let peers = (*u).peer.data as *mut ngx_stream_upstream_rr_peers_t;
-            if peers.is_null() {
-                return None;
-            }
-            let locked = !(*peers).shpool.is_null();
-            if locked {
-                ngx_rwlock_rlock(&mut (*peers).rwlock);
-            }
-            let mut p = (*peers).peer;
-            while !p.is_null() {
-                let failed = (*p).max_fails != 0 && (*p).fails >= (*p).max_fails && now - (*p).checked <= (*p).fail_timeout;
-                states.push(PeerState {
-                    conns: (*p).conns as u64,
-                    max_conns: (*p).max_conns as u64,
-                    down: (*p).down != 0,
-                    failed,
-                    backup: false,
-                });
-                p = (*p).next;
-            }
-            if locked {
-                ngx_rwlock_unlock(&mut (*peers).rwlock);
-            }
-        }
+        PeersRef::Http(u) => collect!(u, ngx_http_upstream_rr_peers_t),
+        PeersRef::Stream(u) => collect!(u, ngx_stream_upstream_rr_peers_t),
     }
     Some(upstream_reading(&states, capacity))
 }
