@@ -1,0 +1,77 @@
+#!/usr/bin/perl
+# scripts/lab in its quick mode: real recursive resolvers (Unbound, BIND 9,
+# PowerDNS Recursor, Knot Resolver) iterating from a private root to three
+# nginx hosts with the module. Proves the lab runs and reports a share for
+# every host and every working resolver; the shares themselves are not
+# asserted (they are what the lab measures). Runs only with DNS_LAB=1: it
+# needs root, port 53 in its own network namespace and a few minutes.
+use strict;
+use warnings;
+use File::Temp qw(tempdir);
+use Test::More;
+
+plan skip_all => 'set DNS_LAB=1 to run the resolver lab (root, port 53 in a network namespace, minutes)'
+    unless $ENV{DNS_LAB};
+plan skip_all => 'the lab needs root' if $> != 0;
+local $ENV{PATH} = "$ENV{PATH}:/usr/sbin:/sbin";
+for my $tool (qw(nsd unshare ip)) {
+    plan skip_all => "$tool not installed (scripts/lab --install)"
+        unless grep { -x "$_/$tool" } split /:/, $ENV{PATH};
+}
+
+my $root = "$ENV{PWD}";
+my $out = tempdir(CLEANUP => 1);
+my $log = `timeout 600 $root/scripts/lab --quick --out $out --results $out/results.json 2>&1`;
+is($? >> 8, 0, 'lab exits 0') or diag(substr($log, -4000));
+
+ok(-s "$out/lab.md", 'lab.md written');
+ok(-s "$out/lab-share.svg", 'picture written');
+open my $fh, '<', "$out/lab.md" or die "lab.md: $!";
+my $md = do { local $/; <$fh> };
+close $fh;
+
+my $cell = qr/\d+\.\d%/;
+my @working;
+for my $r ('Unbound', 'BIND 9', 'PowerDNS Recursor', 'Knot Resolver') {
+    if ($md =~ /^\| \Q$r\E \| `[\d.]+` \| works \|/m) {
+        push @working, $r;
+    } else {
+        my $tag = { 'Unbound' => 'unbound', 'BIND 9' => 'bind', 'PowerDNS Recursor' => 'pdns',
+                    'Knot Resolver' => 'kresd' }->{$r};
+        like($md, qr/^\| \Q$tag\E \| — \| skipped \| \S.+\|$/m, "$r: skipped with a reason");
+    }
+}
+ok(@working >= 1, 'at least one resolver works: ' . join(', ', @working));
+
+my ($baseline) = $md =~ /^## 1\. Baseline.*?\n(\|.*?)\n\n/sm;
+ok(defined $baseline, 'baseline table');
+for my $r (@working) {
+    like($baseline // '', qr/^\| \Q$r\E \| $cell[^|]* \| $cell[^|]* \| $cell[^|]* \|/m,
+        "baseline: $r has a share for each host");
+}
+
+my ($sweep_summary) = $md =~ /^Host 1's share of the answers:\n\n(\|.*?)\n\n/sm;
+ok(defined $sweep_summary, 'load sweep table');
+my @sweep_rows = grep { /^\| \d/ } split /\n/, $sweep_summary // '';
+ok(@sweep_rows >= 5, 'load sweep has several settings');
+for my $r (@working) {
+    my ($t) = $md =~ /^### \Q$r\E\n\n(\|.*?)\n\n/sm;
+    ok(defined $t, "load sweep table for $r") or next;
+    my @rows = grep { /^\| \d/ } split /\n/, $t;
+    ok(@rows >= 5, "$r: one row per setting");
+    my @bad = grep { !/^\| [\d.]+(?: refuse)? \| $cell \| $cell \| $cell \|/ } @rows;
+    is(scalar @bad, 0, "$r: a share for each host in every setting") or diag(join "\n", @bad);
+}
+
+for my $section ('3. Failover', '4. Drain and return', '5. Startup gating', '6. Distance against load') {
+    like($md, qr/^## \Q$section\E\b/m, "section $section");
+}
+my ($distance) = $md =~ /^## 6\. Distance.*?\n(\|.*?)\n\n/sm;
+for my $r (@working) {
+    my ($col) = grep { $_ } map { /\| \Q$r\E \|/ ? 1 : 0 } ($distance // '');
+    ok($col, "distance table has a column for $r");
+}
+like($distance // '', qr/^\| 0\.00 \| [^|]+ \| $cell \/ $cell \/ $cell \|/m,
+    'distance: shares of the three hosts');
+
+done_testing();
