@@ -145,7 +145,7 @@ impl Default for LoadConf {
             host: None,
             smoothing_ms: DEFAULT_SMOOTHING_MS,
             policy: Policy::default(),
-            silence: Silence::Drop,
+            silence: Silence::Refuse,
             delay_queue: DEFAULT_DELAY_QUEUE,
             slot: None,
         }
@@ -683,7 +683,7 @@ fn build_zone(conf: &mut SrvConf) -> Result<(), String> {
     conf.rate_limit = conf.rate_limit_set.flatten();
     conf.cookie_secrets = if conf.cookies_on { conf.cookie_file.as_ref().map(|(_, s)| *s) } else { None };
     let mut policy = conf.policy.clone().unwrap_or_default();
-    policy.silence = conf.silence.unwrap_or(Silence::Drop);
+    policy.silence = conf.silence.unwrap_or(Silence::Refuse);
     conf.load = LoadConf {
         upstream: conf.upstream.clone(),
         probe: conf.probe.clone(),

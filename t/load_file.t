@@ -42,7 +42,7 @@ http {
 }
 EOF
     stream => "    log_format dns '\$dns_qname \$dns_qtype \$dns_rcode \$dns_action \$dns_state \$dns_load';",
-    server => "dns_load_file %%PREFIX%%/app.load grace=2s;",
+    server => "dns_load_file %%PREFIX%%/app.load grace=2s;\ndns_silence drop;",
     servers => DnsTest::server_block(
         port    => 'PORT3',
         service => $RSVC,
@@ -51,12 +51,12 @@ EOF
     ) . DnsTest::server_block(
         port    => 'PORT4',
         service => $LSVC,
-        extra   => "dns_load_file %%PREFIX%%/app.load grace=2s;\ndns_udp_fast_path off;\n"
+        extra   => "dns_load_file %%PREFIX%%/app.load grace=2s;\ndns_udp_fast_path off;\ndns_silence drop;\n"
                  . "access_log %%PREFIX%%/dns.log dns;",
     ) . DnsTest::server_block(
         port    => 'PORT5',
         service => $MSVC,
-        extra   => "dns_load_file %%PREFIX%%/never.load missing=down grace=1s;",
+        extra   => "dns_load_file %%PREFIX%%/never.load missing=down grace=1s;\ndns_silence drop;",
     ),
 ));
 my ($rc, $out) = $t->test_config;

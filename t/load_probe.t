@@ -29,7 +29,7 @@ my $SVC = 'www.example.com';
 my ($CSVC, $TSVC, $TCSVC, $BSVC) =
     ('closed.example.org', 'tcp.example.org', 'tcpclosed.example.org', 'body.example.org');
 
-my $PROBE = "dns_load_probe http://127.0.0.1:$AP/health interval=200ms timeout=150ms"
+my $PROBE = "dns_silence drop;\ndns_load_probe http://127.0.0.1:$AP/health interval=200ms timeout=150ms"
           . " rise=3 fall=3 load=header:X-Load;";
 $t->write_config(DnsTest::conf(
     workers => 2,
@@ -44,11 +44,11 @@ http {
 EOF
     server => $PROBE,
     servers => DnsTest::server_block(port => 'PORT3', service => $CSVC,
-            extra => "dns_load_probe http://127.0.0.1:$CLOSED/health interval=200ms timeout=150ms;")
+            extra => "dns_silence drop;\ndns_load_probe http://127.0.0.1:$CLOSED/health interval=200ms timeout=150ms;")
         . DnsTest::server_block(port => 'PORT4', service => $TSVC,
             extra => "dns_load_probe tcp://127.0.0.1:$AP interval=200ms timeout=150ms;")
         . DnsTest::server_block(port => 'PORT6', service => $TCSVC,
-            extra => "dns_load_probe tcp://127.0.0.1:$CLOSED interval=200ms timeout=150ms;")
+            extra => "dns_silence drop;\ndns_load_probe tcp://127.0.0.1:$CLOSED interval=200ms timeout=150ms;")
         . DnsTest::server_block(port => 'PORT7', service => $BSVC,
             extra => "dns_load_probe http://127.0.0.1:$AP/health/body interval=200ms timeout=150ms load=body;"),
 ));

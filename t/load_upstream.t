@@ -102,13 +102,13 @@ http {
 EOF
     stream => "upstream sapp { zone sapp 64k; server 127.0.0.1:$AP max_conns=2; }\n"
             . "server { listen 127.0.0.1:%%PORT6%%; proxy_pass sapp; proxy_timeout 10s; }",
-    server => "dns_load_upstream app;\ndns_load_smoothing 0;",
+    server => "dns_load_upstream app;\ndns_load_smoothing 0;\ndns_silence drop;",
     servers => DnsTest::server_block(port => 'PORT3', service => $CAP,
-            extra => "dns_load_upstream http:appcap capacity=4;\ndns_load_smoothing 0;")
+            extra => "dns_load_upstream http:appcap capacity=4;\ndns_load_smoothing 0;\ndns_silence drop;")
         . DnsTest::server_block(port => 'PORT4', service => $DOWN,
-            extra => "dns_load_upstream appdown;")
+            extra => "dns_load_upstream appdown;\ndns_silence drop;")
         . DnsTest::server_block(port => 'PORT5', service => $STR,
-            extra => "dns_load_upstream stream:sapp;\ndns_load_smoothing 0;")
+            extra => "dns_load_upstream stream:sapp;\ndns_load_smoothing 0;\ndns_silence drop;")
         . DnsTest::server_block(port => 'PORT7', service => $SMOOTH,
             extra => "dns_load_upstream app;")
         . DnsTest::server_block(port => 'PORT8', service => $COMBO,

@@ -87,7 +87,7 @@ impl Default for Policy {
                 CurvePoint { load: 0.95, delay_ms: 400, drop: 0.75 },
             ],
             high: 0.98,
-            silence: Silence::Drop,
+            silence: Silence::Refuse,
         }
     }
 }
