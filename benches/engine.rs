@@ -36,7 +36,11 @@ fn main() {
         .map(|n| parse_host(n).unwrap())
         .collect();
     let zone = Zone::build(&config).unwrap();
-    let ctx = QueryContext { local_addr: Some([127, 0, 0, 1].into()), random: 7, ..QueryContext::new(Transport::Udp) };
+    let ctx = QueryContext {
+        local_addr: Some([127, 0, 0, 1].into()),
+        random: 7,
+        ..QueryContext::new(Transport::Udp)
+    };
 
     let classes: Vec<(&str, Vec<u8>)> = vec![
         ("apex-A", query("www.example.com", 1, false)),

@@ -163,18 +163,26 @@ pub struct MainConf {
 
 impl Default for MainConf {
     fn default() -> Self {
-        MainConf { services: Vec::new(), shm_zone: ptr::null_mut(), table: ptr::null() }
+        MainConf {
+            services: Vec::new(),
+            shm_zone: ptr::null_mut(),
+            table: ptr::null(),
+        }
     }
 }
 
 pub unsafe extern "C" fn create_main_conf(cf: *mut ngx_conf_t) -> *mut c_void {
-    guard(ptr::null_mut(), || pool_allocate((*cf).pool, MainConf::default()) as *mut c_void)
+    guard(ptr::null_mut(), || {
+        pool_allocate((*cf).pool, MainConf::default()) as *mut c_void
+    })
 }
 
 /// The module's stream main configuration while parsing.
 unsafe fn main_conf<'a>(cf: *mut ngx_conf_t) -> &'a mut MainConf {
     let ctx = (*cf).ctx as *mut ngx_stream_conf_ctx_t;
-    &mut *(*(*ctx).main_conf.add(crate::module::ngx_stream_dns_service_module.ctx_index) as *mut MainConf)
+    &mut *(*(*ctx)
+        .main_conf
+        .add(crate::module::ngx_stream_dns_service_module.ctx_index) as *mut MainConf)
 }
 
 /// Allocates `value` in `pool` and drops it when the pool is destroyed (on
@@ -197,19 +205,27 @@ unsafe fn pool_allocate<T>(pool: *mut ngx_pool_t, value: T) -> *mut T {
 }
 
 pub unsafe extern "C" fn create_srv_conf(cf: *mut ngx_conf_t) -> *mut c_void {
-    guard(ptr::null_mut(), || pool_allocate((*cf).pool, SrvConf::default()) as *mut c_void)
+    guard(ptr::null_mut(), || {
+        pool_allocate((*cf).pool, SrvConf::default()) as *mut c_void
+    })
 }
 
 unsafe fn place(cf: *mut ngx_conf_t) -> Place {
     let file = &*(*cf).conf_file;
-    Place { file: String::from_utf8_lossy(str_bytes(&file.file.name)).into_owned(), line: file.line }
+    Place {
+        file: String::from_utf8_lossy(str_bytes(&file.file.name)).into_owned(),
+        line: file.line,
+    }
 }
 
 /// The directive's arguments (without its name) as strings.
 unsafe fn args<'a>(cf: *mut ngx_conf_t) -> Vec<&'a str> {
     let array = &*(*cf).args;
     let values: &[ngx_str_t] = std::slice::from_raw_parts(array.elts as *const ngx_str_t, array.nelts);
-    values[1..].iter().map(|v| std::str::from_utf8(str_bytes(v)).unwrap_or("\u{fffd}")).collect()
+    values[1..]
+        .iter()
+        .map(|v| std::str::from_utf8(str_bytes(v)).unwrap_or("\u{fffd}"))
+        .collect()
 }
 
 unsafe fn directive_name<'a>(cmd: *mut ngx_command_t) -> &'a str {
@@ -263,11 +279,17 @@ enum DirectiveError {
 }
 
 fn invalid_setting(value: &str) -> impl FnOnce(SettingError) -> DirectiveError + '_ {
-    move |error| DirectiveError::Setting { value: value.to_string(), error }
+    move |error| DirectiveError::Setting {
+        value: value.to_string(),
+        error,
+    }
 }
 
 fn invalid(value: &str) -> impl FnOnce(ConfigError) -> DirectiveError + '_ {
-    move |error| DirectiveError::Invalid { value: value.to_string(), error }
+    move |error| DirectiveError::Invalid {
+        value: value.to_string(),
+        error,
+    }
 }
 
 /// An `on | off` directive value.
@@ -300,8 +322,7 @@ pub unsafe extern "C" fn set_service(cf: *mut ngx_conf_t, cmd: *mut ngx_command_
         // handler the DNS responder.
         guard((), || {
             let ctx = (*cf).ctx as *mut ngx_stream_conf_ctx_t;
-            let cscf =
-                *(*ctx).srv_conf.add(ngx_stream_core_module.ctx_index) as *mut ngx_stream_core_srv_conf_t;
+            let cscf = *(*ctx).srv_conf.add(ngx_stream_core_module.ctx_index) as *mut ngx_stream_core_srv_conf_t;
             (*cscf).handler = Some(crate::handler::dns_handler);
         });
     }
@@ -316,7 +337,10 @@ pub unsafe extern "C" fn set_nameservers(
     let at = place(cf);
     directive(cf, cmd, conf, |conf, args, _| {
         once(&conf.nameservers)?;
-        let names = args.iter().map(|a| config::parse_host(a).map_err(invalid(a))).collect::<Result<_, _>>()?;
+        let names = args
+            .iter()
+            .map(|a| config::parse_host(a).map_err(invalid(a)))
+            .collect::<Result<_, _>>()?;
         conf.nameservers = Some(names);
         conf.nameservers_at = Some(at);
         Ok(())
@@ -397,7 +421,9 @@ pub unsafe extern "C" fn set_nsid(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t, 
         conf.nsid = Some(match config::parse_nsid(args[0]).map_err(invalid(args[0]))? {
             NsidSetting::Off => None,
             NsidSetting::Value(v) => Some(v),
-            NsidSetting::Hostname => Some(hostname().ok_or_else(|| invalid(args[0])(ConfigError::Nsid(args[0].into())))?),
+            NsidSetting::Hostname => {
+                Some(hostname().ok_or_else(|| invalid(args[0])(ConfigError::Nsid(args[0].into())))?)
+            }
         });
         Ok(())
     })
@@ -471,12 +497,21 @@ pub unsafe extern "C" fn set_load_upstream(
             let (_, value) = config::split_parameter(arg, &["capacity"]).map_err(invalid(arg))?;
             capacity = Some(settings::parse_count(arg, value, 1, 100_000_000).map_err(invalid_setting(arg))?);
         }
-        conf.upstream = Some(UpstreamSettings { name: name.to_string(), kind, capacity, place: (at.file, at.line) });
+        conf.upstream = Some(UpstreamSettings {
+            name: name.to_string(),
+            kind,
+            capacity,
+            place: (at.file, at.line),
+        });
         Ok(())
     })
 }
 
-pub unsafe extern "C" fn set_load_probe(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+pub unsafe extern "C" fn set_load_probe(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
     directive(cf, cmd, conf, |conf, args, _| {
         once(&conf.probe)?;
         conf.probe = Some(settings::parse_probe(args).map_err(invalid_setting(&args.join(" ")))?);
@@ -568,9 +603,8 @@ pub unsafe extern "C" fn set_cookie_secret(
     directive(cf, cmd, conf, |conf, args, _| {
         once(&conf.cookie_file)?;
         let path = args[0];
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            invalid(path)(ConfigError::Parameter(format!("cannot read the secret file: {e}")))
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| invalid(path)(ConfigError::Parameter(format!("cannot read the secret file: {e}"))))?;
         let secrets = crate::dns::cookie::parse_secrets(&text).ok_or_else(|| {
             invalid(path)(ConfigError::Parameter(
                 "the secret file must hold 32 hex digits (the current secret), optionally a second line with the previous one".into(),
@@ -639,7 +673,10 @@ fn build_zone(conf: &mut SrvConf) -> Result<(), String> {
     conf.tcp_max_connections_limit = conf.tcp_max_connections.unwrap_or(DEFAULT_TCP_MAX_CONNECTIONS);
     let Some((apex, at)) = conf.service.clone() else {
         if let Some((name, at)) = &conf.first_setting {
-            return Err(format!("\"{name}\" requires \"dns_service\" in the same server in {}:{}", at.file, at.line));
+            return Err(format!(
+                "\"{name}\" requires \"dns_service\" in the same server in {}:{}",
+                at.file, at.line
+            ));
         }
         return Ok(());
     };
@@ -673,7 +710,10 @@ fn build_zone(conf: &mut SrvConf) -> Result<(), String> {
             zone.apex, at.file, at.line
         ),
         e @ (ConfigError::NameServerInZone(..) | ConfigError::DuplicateNameServer(_)) => {
-            format!("invalid \"dns_nameservers\" directive: {e} in {}:{}", ns_at.file, ns_at.line)
+            format!(
+                "invalid \"dns_nameservers\" directive: {e} in {}:{}",
+                ns_at.file, ns_at.line
+            )
         }
         other => format!("\"dns_service\" {}: {other} in {}:{}", zone.apex, at.file, at.line),
     })?;
@@ -681,7 +721,11 @@ fn build_zone(conf: &mut SrvConf) -> Result<(), String> {
     conf.fast_path = conf.udp_fast_path.unwrap_or(true);
     conf.cookies_on = conf.cookies.unwrap_or(true);
     conf.rate_limit = conf.rate_limit_set.flatten();
-    conf.cookie_secrets = if conf.cookies_on { conf.cookie_file.as_ref().map(|(_, s)| *s) } else { None };
+    conf.cookie_secrets = if conf.cookies_on {
+        conf.cookie_file.as_ref().map(|(_, s)| *s)
+    } else {
+        None
+    };
     let mut policy = conf.policy.clone().unwrap_or_default();
     policy.silence = conf.silence.unwrap_or(Silence::Refuse);
     conf.load = LoadConf {

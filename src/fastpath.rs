@@ -16,9 +16,8 @@ use crate::load::worker_main_conf;
 use crate::module::ngx_stream_dns_service_module;
 use crate::util::{guard, ip_of};
 use ngx::ffi::{
-    ngx_add_timer, ngx_connection_t, ngx_cycle_t, ngx_event_t, ngx_listening_t, ngx_msec_t,
-    ngx_stream_core_srv_conf_t, ngx_stream_in6_addr_t, ngx_stream_in_addr_t, ngx_stream_init_connection,
-    ngx_stream_port_t,
+    ngx_add_timer, ngx_connection_t, ngx_cycle_t, ngx_event_t, ngx_listening_t, ngx_msec_t, ngx_stream_core_srv_conf_t,
+    ngx_stream_in6_addr_t, ngx_stream_in_addr_t, ngx_stream_init_connection, ngx_stream_port_t,
 };
 use std::ffi::c_void;
 use std::mem::{size_of, zeroed};
@@ -187,7 +186,10 @@ unsafe fn source_control(received: &libc::msghdr, out: &mut [u8; CONTROL]) -> us
         }
         if level == libc::IPPROTO_IPV6 && kind == libc::IPV6_PKTINFO {
             let got = &*(libc::CMSG_DATA(cmsg) as *const libc::in6_pktinfo);
-            let info = libc::in6_pktinfo { ipi6_addr: got.ipi6_addr, ipi6_ifindex: got.ipi6_ifindex };
+            let info = libc::in6_pktinfo {
+                ipi6_addr: got.ipi6_addr,
+                ipi6_ifindex: got.ipi6_ifindex,
+            };
             return write_control(out, libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, &info);
         }
         cmsg = libc::CMSG_NXTHDR(received, cmsg);
@@ -224,7 +226,10 @@ unsafe fn serve(l: &Listener) {
     let now = ngx::ffi::ngx_time() as u32;
     for _ in 0..ROUNDS {
         for i in 0..BATCH {
-            b.in_iov[i] = libc::iovec { iov_base: b.input[i].as_mut_ptr() as *mut c_void, iov_len: IN_SIZE };
+            b.in_iov[i] = libc::iovec {
+                iov_base: b.input[i].as_mut_ptr() as *mut c_void,
+                iov_len: IN_SIZE,
+            };
             let hdr = &mut b.in_msgs[i].msg_hdr;
             hdr.msg_name = &mut b.peers[i] as *mut _ as *mut c_void;
             hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as u32;
@@ -234,7 +239,13 @@ unsafe fn serve(l: &Listener) {
             hdr.msg_controllen = if l.wildcard { CONTROL as _ } else { 0 };
             hdr.msg_flags = 0;
         }
-        let n = libc::recvmmsg(l.fd, b.in_msgs.as_mut_ptr(), BATCH as u32, libc::MSG_DONTWAIT, ptr::null_mut());
+        let n = libc::recvmmsg(
+            l.fd,
+            b.in_msgs.as_mut_ptr(),
+            BATCH as u32,
+            libc::MSG_DONTWAIT,
+            ptr::null_mut(),
+        );
         if n <= 0 {
             return;
         }
@@ -272,14 +283,25 @@ unsafe fn serve(l: &Listener) {
             let out = &mut b.output[replies];
             match answer_query(conf, zone, shared, &b.input[i][..len], &qctx, out, None) {
                 Outcome::Send(reply_len) => {
-                    let controllen = if l.wildcard { source_control(hdr, &mut b.out_control[replies]) } else { 0 };
-                    b.out_iov[replies] = libc::iovec { iov_base: out.as_mut_ptr() as *mut c_void, iov_len: reply_len };
+                    let controllen = if l.wildcard {
+                        source_control(hdr, &mut b.out_control[replies])
+                    } else {
+                        0
+                    };
+                    b.out_iov[replies] = libc::iovec {
+                        iov_base: out.as_mut_ptr() as *mut c_void,
+                        iov_len: reply_len,
+                    };
                     let o = &mut b.out_msgs[replies].msg_hdr;
                     o.msg_name = &mut b.peers[i] as *mut _ as *mut c_void;
                     o.msg_namelen = hdr.msg_namelen;
                     o.msg_iov = &mut b.out_iov[replies];
                     o.msg_iovlen = 1;
-                    o.msg_control = if controllen > 0 { b.out_control[replies].as_mut_ptr() as *mut c_void } else { ptr::null_mut() };
+                    o.msg_control = if controllen > 0 {
+                        b.out_control[replies].as_mut_ptr() as *mut c_void
+                    } else {
+                        ptr::null_mut()
+                    };
                     o.msg_controllen = controllen as _;
                     o.msg_flags = 0;
                     replies += 1;
@@ -331,7 +353,11 @@ unsafe fn delay(l: &Listener, hdr: &libc::msghdr, peer: &libc::sockaddr_storage,
     d.fd = l.fd;
     d.peer = *peer;
     d.peer_len = hdr.msg_namelen;
-    d.control_len = if l.wildcard { source_control(hdr, &mut d.control) } else { 0 };
+    d.control_len = if l.wildcard {
+        source_control(hdr, &mut d.control)
+    } else {
+        0
+    };
     d.len = reply.len();
     d.data[..reply.len()].copy_from_slice(reply);
     let d = Box::into_raw(d);
@@ -349,7 +375,10 @@ unsafe extern "C" fn delay_expired(ev: *mut ngx_event_t) {
     // Nothing here can panic but the send, which is guarded.
     let d = Box::from_raw((*ev).data as *mut Delayed);
     guard((), || {
-        let mut iov = libc::iovec { iov_base: d.data.as_ptr() as *mut c_void, iov_len: d.len };
+        let mut iov = libc::iovec {
+            iov_base: d.data.as_ptr() as *mut c_void,
+            iov_len: d.len,
+        };
         let mut msg: libc::msghdr = zeroed();
         msg.msg_name = &d.peer as *const _ as *mut c_void;
         msg.msg_namelen = d.peer_len;

@@ -3,11 +3,11 @@
 //! from the zone built at configuration time.
 
 use crate::conf::{MainConf, SrvConf};
+use crate::dns::zone::CookieStatus;
 use crate::dns::{Answered, QueryContext, Transport, Zone};
 use crate::health::policy::{decide, Action, Shape};
 use crate::health::rrl::{self, Limit};
 use crate::health::shared::{DropReason, Table};
-use crate::dns::zone::CookieStatus;
 use crate::module::ngx_stream_dns_service_module;
 use crate::util::{guard, ip_of};
 use ngx::ffi::{
@@ -139,7 +139,10 @@ pub(crate) unsafe fn answer_query(
         }
     };
     let Some(slot) = slot else {
-        note(if answered.is_some() { ANSWERED } else { DROPPED }, answered.map(|a| a.rcode));
+        note(
+            if answered.is_some() { ANSWERED } else { DROPPED },
+            answered.map(|a| a.rcode),
+        );
         return answered.map_or(Outcome::Nothing, |a| Outcome::Send(a.len));
     };
     let counters = &slot.counters;
@@ -149,7 +152,10 @@ pub(crate) unsafe fn answer_query(
         return Outcome::Nothing;
     };
     counters.query(tcp, a.qtype);
-    let shape = Shape { delay_us: slot.delay_us.load(Relaxed), drop_ppm: slot.drop_ppm.load(Relaxed) };
+    let shape = Shape {
+        delay_us: slot.delay_us.load(Relaxed),
+        drop_ppm: slot.drop_ppm.load(Relaxed),
+    };
     // Response rate limiting: UDP only (TCP cannot be spoofed), and not for
     // clients that proved their address with a valid cookie.
     if let (Some(limit), Some((table, index)), Some(ip)) = (conf.rate_limit, shared, qctx.client_addr) {
@@ -183,7 +189,11 @@ pub(crate) unsafe fn answer_query(
             Outcome::Send(a.len)
         }
         Action::Drop => {
-            counters.dropped(if shape.is_silent() { DropReason::Silent } else { DropReason::Shed });
+            counters.dropped(if shape.is_silent() {
+                DropReason::Silent
+            } else {
+                DropReason::Shed
+            });
             note(DROPPED, None);
             Outcome::Nothing
         }
@@ -217,7 +227,9 @@ pub(crate) fn next_random() -> u32 {
     let mut x = STATE.load(Ordering::Relaxed);
     if x == 0 {
         // SAFETY: getpid has no preconditions.
-        x = (u64::from(unsafe { libc::getpid() } as u32) << 32) ^ unsafe { ngx_current_msec } as u64 ^ 0x9e37_79b9_7f4a_7c15;
+        x = (u64::from(unsafe { libc::getpid() } as u32) << 32)
+            ^ unsafe { ngx_current_msec } as u64
+            ^ 0x9e37_79b9_7f4a_7c15;
     }
     x ^= x >> 12;
     x ^= x << 25;
@@ -362,7 +374,11 @@ unsafe fn delay_udp(c: *mut ngx_connection_t, ctx: &mut SessionCtx, response: &[
     if d.is_null() {
         return false;
     }
-    ptr::copy_nonoverlapping(response.as_ptr(), (d as *mut u8).add(std::mem::size_of::<DelayedDatagram>()), response.len());
+    ptr::copy_nonoverlapping(
+        response.as_ptr(),
+        (d as *mut u8).add(std::mem::size_of::<DelayedDatagram>()),
+        response.len(),
+    );
     (*d).connection = c;
     (*d).len = response.len();
     (*d).event.handler = Some(udp_delay_expired);
@@ -409,7 +425,9 @@ unsafe extern "C" fn udp_read_handler(rev: *mut ngx_event_t) {
     let s = (*c).data as *mut ngx_stream_session_t;
     let ok = guard(false, || {
         let conf = srv_conf(s);
-        let (Some(zone), Some(ctx)) = (conf.zone.as_ref(), session_ctx(s)) else { return false };
+        let (Some(zone), Some(ctx)) = (conf.zone.as_ref(), session_ctx(s)) else {
+            return false;
+        };
         let Some(recv) = (*c).recv else { return false };
         // Bounded: one event delivers at most a handful of datagrams.
         for _ in 0..64 {
@@ -532,7 +550,11 @@ enum Next {
 
 unsafe fn tcp_step(s: *mut ngx_stream_session_t, c: *mut ngx_connection_t, ev: *mut ngx_event_t) {
     if (*ev).timedout() != 0 {
-        let what = if ev == (*c).write { "sending a response" } else { "waiting for a query" };
+        let what = if ev == (*c).write {
+            "sending a response"
+        } else {
+            "waiting for a query"
+        };
         ngx_log_error!(NGX_LOG_INFO, (*c).log, "DNS TCP client timed out while {what}");
         finalize(s, NGX_STREAM_OK);
         return;
@@ -573,7 +595,11 @@ unsafe fn tcp_run(c: *mut ngx_connection_t, conf: &SrvConf, zone: &Zone, ctx: &m
             let len = match next_frame(input) {
                 Frame::Incomplete => break,
                 Frame::Invalid { len } => {
-                    ngx_log_error!(NGX_LOG_INFO, (*c).log, "DNS TCP message of length {len} rejected, closing connection");
+                    ngx_log_error!(
+                        NGX_LOG_INFO,
+                        (*c).log,
+                        "DNS TCP message of length {len} rejected, closing connection"
+                    );
                     return Next::Close;
                 }
                 Frame::Message { len } => len,

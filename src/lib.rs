@@ -13,17 +13,13 @@ pub mod health;
 #[cfg(all(feature = "module", not(test)))]
 mod conf;
 #[cfg(all(feature = "module", not(test)))]
-mod handler;
-#[cfg(all(feature = "module", not(test)))]
-mod module;
-#[cfg(all(feature = "module", not(test)))]
-mod util;
-#[cfg(all(feature = "module", not(test)))]
-mod variables;
-#[cfg(all(feature = "module", not(test)))]
 mod fastpath;
 #[cfg(all(feature = "module", not(test)))]
+mod handler;
+#[cfg(all(feature = "module", not(test)))]
 mod load;
+#[cfg(all(feature = "module", not(test)))]
+mod module;
 #[cfg(all(feature = "module", not(test)))]
 mod probe;
 #[cfg(all(feature = "module", not(test)))]
@@ -32,6 +28,10 @@ mod shm;
 mod status;
 #[cfg(all(feature = "module", not(test)))]
 mod upstream;
+#[cfg(all(feature = "module", not(test)))]
+mod util;
+#[cfg(all(feature = "module", not(test)))]
+mod variables;
 
 /// The module table `load_module` reads from the shared object (what nginx's
 /// build system generates as `ngx_modules.c` for a dynamic module).

@@ -40,7 +40,9 @@ pub unsafe fn worker_main_conf<'a>(cycle: *mut ngx_cycle_t) -> Option<&'a MainCo
 /// `init_process`: start the tick in this worker.
 pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
     guard(NGX_OK as ngx_int_t, || {
-        let Some(main) = worker_main_conf(cycle) else { return NGX_OK as ngx_int_t };
+        let Some(main) = worker_main_conf(cycle) else {
+            return NGX_OK as ngx_int_t;
+        };
         if main.services.is_empty() {
             return NGX_OK as ngx_int_t;
         }
@@ -188,7 +190,9 @@ unsafe fn evaluate(conf: &SrvConf, slot: &ServiceSlot, now: u64, log: *mut ngx::
         publish(Source::Probe, Some(reading));
     }
     if let Some(file) = &load.file {
-        let (reading, condition) = leader.file.update(read_file(&file.path), now, file.grace_ms, file.missing_is_bad);
+        let (reading, condition) = leader
+            .file
+            .update(read_file(&file.path), now, file.grace_ms, file.missing_is_bad);
         conditions |= match condition {
             FileCondition::Good => 0,
             FileCondition::Missing => Condition::FileMissing as u32,
@@ -236,8 +240,17 @@ unsafe fn evaluate(conf: &SrvConf, slot: &ServiceSlot, now: u64, log: *mut ngx::
         }
         let started = conditions & bit != 0;
         // A missing file is a normal, quiet state unless it counts as bad.
-        let level = if started && !matches!(condition, Condition::FileMissing) { NGX_LOG_WARN } else { NGX_LOG_NOTICE };
-        ngx_log_error!(level, log, "dns_service {service}: {}", condition.describe(load, started));
+        let level = if started && !matches!(condition, Condition::FileMissing) {
+            NGX_LOG_WARN
+        } else {
+            NGX_LOG_NOTICE
+        };
+        ngx_log_error!(
+            level,
+            log,
+            "dns_service {service}: {}",
+            condition.describe(load, started)
+        );
     }
     leader.conditions = conditions;
 }

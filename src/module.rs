@@ -7,10 +7,10 @@
 
 use crate::{conf, load, status, variables};
 use ngx::ffi::{
-    ngx_command_t, ngx_core_module_t, ngx_cycle_t, ngx_http_module_t, ngx_module_t, ngx_str_t,
-    ngx_stream_module_t, ngx_uint_t, NGX_CONF_1MORE, NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_CONF_TAKE12,
-    NGX_CORE_MODULE, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MODULE, NGX_LOG_EMERG,
-    NGX_STREAM_MODULE, NGX_STREAM_SRV_CONF, NGX_STREAM_SRV_CONF_OFFSET,
+    ngx_command_t, ngx_core_module_t, ngx_cycle_t, ngx_http_module_t, ngx_module_t, ngx_str_t, ngx_stream_module_t,
+    ngx_uint_t, NGX_CONF_1MORE, NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_CONF_TAKE12, NGX_CORE_MODULE, NGX_HTTP_LOC_CONF,
+    NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MODULE, NGX_LOG_EMERG, NGX_STREAM_MODULE, NGX_STREAM_SRV_CONF,
+    NGX_STREAM_SRV_CONF_OFFSET,
 };
 use ngx::ngx_log_error;
 use std::ffi::{c_char, c_void};
@@ -19,7 +19,10 @@ use std::ptr;
 macro_rules! command {
     ($name:literal, $type:expr, $set:path, $conf:expr) => {
         ngx_command_t {
-            name: ngx_str_t { len: $name.len(), data: concat!($name, "\0").as_ptr() as *mut u8 },
+            name: ngx_str_t {
+                len: $name.len(),
+                data: concat!($name, "\0").as_ptr() as *mut u8,
+            },
             type_: ($type) as ngx_uint_t,
             set: Some($set),
             conf: $conf,
@@ -108,7 +111,10 @@ pub static mut ngx_http_dns_service_status_module: ngx_module_t = ngx_module_t {
 };
 
 static mut CORE_CTX: ngx_core_module_t = ngx_core_module_t {
-    name: ngx_str_t { len: 11, data: c"dns_service".as_ptr() as *mut u8 },
+    name: ngx_str_t {
+        len: 11,
+        data: c"dns_service".as_ptr() as *mut u8,
+    },
     create_conf: None,
     init_conf: Some(init_core_conf),
 };
@@ -126,7 +132,9 @@ pub static mut ngx_dns_service_module: ngx_module_t = ngx_module_t {
 /// reload, where an error keeps the running configuration).
 unsafe extern "C" fn init_core_conf(cycle: *mut ngx_cycle_t, _conf: *mut c_void) -> *mut c_char {
     crate::util::guard(usize::MAX as *mut c_char, || {
-        let Some(main) = load::worker_main_conf(cycle) else { return ptr::null_mut() };
+        let Some(main) = load::worker_main_conf(cycle) else {
+            return ptr::null_mut();
+        };
         match crate::upstream::resolve(cycle, main) {
             Ok(()) => ptr::null_mut(),
             Err(message) => {
@@ -136,4 +144,3 @@ unsafe extern "C" fn init_core_conf(cycle: *mut ngx_cycle_t, _conf: *mut c_void)
         }
     })
 }
-

@@ -60,7 +60,10 @@ pub unsafe fn start(settings: &ProbeSettings, slot: &ServiceSlot, log: *mut ngx_
         peer: std::mem::zeroed(),
         address: std::mem::zeroed(),
         name: settings.target.addr().to_string(),
-        name_str: ngx_str_t { len: 0, data: ptr::null_mut() },
+        name_str: ngx_str_t {
+            len: 0,
+            data: ptr::null_mut(),
+        },
         slot,
         settings,
         request: settings.target.request(),
@@ -69,7 +72,10 @@ pub unsafe fn start(settings: &ProbeSettings, slot: &ServiceSlot, log: *mut ngx_
         connected: false,
     });
     let socklen = to_sockaddr(settings.target.addr(), &mut probe.address);
-    probe.name_str = ngx_str_t { len: probe.name.len(), data: probe.name.as_ptr() as *mut u8 };
+    probe.name_str = ngx_str_t {
+        len: probe.name.len(),
+        data: probe.name.as_ptr() as *mut u8,
+    };
     probe.peer.sockaddr = &mut probe.address as *mut _ as *mut sockaddr;
     probe.peer.socklen = socklen;
     probe.peer.name = &mut probe.name_str;
@@ -134,7 +140,13 @@ unsafe fn step(probe: *mut Probe, c: *mut ngx_connection_t) {
 unsafe fn connect_succeeded(c: *mut ngx_connection_t) -> bool {
     let mut err: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    let rc = libc::getsockopt((*c).fd, libc::SOL_SOCKET, libc::SO_ERROR, &mut err as *mut _ as *mut _, &mut len);
+    let rc = libc::getsockopt(
+        (*c).fd,
+        libc::SOL_SOCKET,
+        libc::SO_ERROR,
+        &mut err as *mut _ as *mut _,
+        &mut len,
+    );
     rc == 0 && err == 0
 }
 

@@ -22,7 +22,10 @@ pub const ZONE_NAME: &str = "dns_service";
 pub const ZONE_SIZE: usize = std::mem::size_of::<Table>() + 64 * 4096;
 
 fn zone_name() -> ngx_str_t {
-    ngx_str_t { len: ZONE_NAME.len(), data: ZONE_NAME.as_ptr() as *mut u8 }
+    ngx_str_t {
+        len: ZONE_NAME.len(),
+        data: ZONE_NAME.as_ptr() as *mut u8,
+    }
 }
 
 pub fn tag() -> *mut c_void {
@@ -76,7 +79,11 @@ unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, old_data: *mut c_void)
         };
         let mut secret = [0u8; 16];
         if libc::getrandom(secret.as_mut_ptr() as *mut c_void, secret.len(), 0) != secret.len() as isize {
-            ngx_log_error!(NGX_LOG_EMERG, (*zone).shm.log, "getrandom() failed for the DNS cookie secret");
+            ngx_log_error!(
+                NGX_LOG_EMERG,
+                (*zone).shm.log,
+                "getrandom() failed for the DNS cookie secret"
+            );
             return NGX_ERROR as ngx_int_t;
         }
         let table = Table::init(memory, secret);
@@ -85,19 +92,32 @@ unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, old_data: *mut c_void)
         let names: Vec<Vec<u8>> = main
             .services
             .iter()
-            .map(|&conf| (*conf).zone.as_ref().map(|z| z.apex().to_string().into_bytes()).unwrap_or_default())
+            .map(|&conf| {
+                (*conf)
+                    .zone
+                    .as_ref()
+                    .map(|z| z.apex().to_string().into_bytes())
+                    .unwrap_or_default()
+            })
             .collect();
         let refs: Vec<&[u8]> = names.iter().map(Vec::as_slice).collect();
         let Ok(slots) = table.assign(&refs) else {
-            ngx_log_error!(NGX_LOG_EMERG, (*zone).shm.log, "too many dns_service servers (at most {})", crate::health::shared::MAX_SERVICES);
+            ngx_log_error!(
+                NGX_LOG_EMERG,
+                (*zone).shm.log,
+                "too many dns_service servers (at most {})",
+                crate::health::shared::MAX_SERVICES
+            );
             return NGX_ERROR as ngx_int_t;
         };
         for (&conf, &index) in main.services.iter().zip(&slots) {
             let conf: &mut SrvConf = &mut *conf;
             conf.load.slot = Some(index);
             if conf.cookies_on && conf.cookie_secrets.is_none() {
-                conf.cookie_secrets =
-                    Some(crate::dns::cookie::CookieSecrets { current: table.cookie_secret(), previous: None });
+                conf.cookie_secrets = Some(crate::dns::cookie::CookieSecrets {
+                    current: table.cookie_secret(),
+                    previous: None,
+                });
             }
             publish_initial(conf, &table.slots[index]);
         }
@@ -111,7 +131,12 @@ unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, old_data: *mut c_void)
 /// good probe), `ready` otherwise.
 unsafe fn publish_initial(conf: &SrvConf, slot: &crate::health::shared::ServiceSlot) {
     let load = &conf.load;
-    let configured = [load.upstream.is_some(), load.probe.is_some(), load.file.is_some(), load.host.is_some()];
+    let configured = [
+        load.upstream.is_some(),
+        load.probe.is_some(),
+        load.file.is_some(),
+        load.host.is_some(),
+    ];
     let fresh = slot.counters.queries_udp.load(Relaxed) == 0
         && slot.counters.queries_tcp.load(Relaxed) == 0
         && slot.next_tick_ms.load(Relaxed) == 0;
@@ -123,10 +148,15 @@ unsafe fn publish_initial(conf: &SrvConf, slot: &crate::health::shared::ServiceS
     }
     let was_starting = slot.state.load(Relaxed) == State::Starting as u32;
     if fresh || (load.probe.is_some() && !had_probe) || (load.probe.is_none() && was_starting) {
-        let state = if load.probe.is_some() { State::Starting } else { State::Ready };
+        let state = if load.probe.is_some() {
+            State::Starting
+        } else {
+            State::Ready
+        };
         slot.state.store(state as u32, Relaxed);
         let silent = state == State::Starting;
-        slot.drop_ppm.store(if silent { crate::health::policy::PPM } else { 0 }, Relaxed);
+        slot.drop_ppm
+            .store(if silent { crate::health::policy::PPM } else { 0 }, Relaxed);
         slot.delay_us.store(0, Relaxed);
         if load.probe.is_some() {
             slot.readings[Source::Probe as usize].store(crate::health::state::Reading::Starting.to_i32(), Relaxed);

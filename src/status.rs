@@ -43,11 +43,16 @@ pub unsafe extern "C" fn set_status(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_
 }
 
 unsafe fn loc_conf<'a>(r: *mut ngx_http_request_t) -> &'a LocConf {
-    &*(*(*r).loc_conf.add(crate::module::ngx_http_dns_service_status_module.ctx_index) as *const LocConf)
+    &*(*(*r)
+        .loc_conf
+        .add(crate::module::ngx_http_dns_service_status_module.ctx_index) as *const LocConf)
 }
 
 fn wants_json(r: *mut ngx_http_request_t) -> bool {
-    let mut value = ngx_str_t { len: 0, data: ptr::null_mut() };
+    let mut value = ngx_str_t {
+        len: 0,
+        data: ptr::null_mut(),
+    };
     // SAFETY: r is the live request; the name is a static string.
     let rc = unsafe { ngx_http_arg(r, c"format".as_ptr() as *mut u8, 6, &mut value) };
     rc == NGX_OK as isize && unsafe { crate::util::str_bytes(&value) } == b"json"
@@ -76,8 +81,16 @@ unsafe fn respond(r: *mut ngx_http_request_t) -> ngx_int_t {
         }
     }
     let json = wants_json(r);
-    let body = if json { status::json(&slots) } else { status::prometheus(&slots) };
-    let content_type: &[u8] = if json { b"application/json" } else { b"text/plain; version=0.0.4; charset=utf-8" };
+    let body = if json {
+        status::json(&slots)
+    } else {
+        status::prometheus(&slots)
+    };
+    let content_type: &[u8] = if json {
+        b"application/json"
+    } else {
+        b"text/plain; version=0.0.4; charset=utf-8"
+    };
 
     let headers = &mut (*r).headers_out;
     headers.status = 200;
@@ -97,6 +110,9 @@ unsafe fn respond(r: *mut ngx_http_request_t) -> ngx_int_t {
     (*buf).last = (*buf).last.add(body.len());
     (*buf).set_last_buf(1);
     (*buf).set_last_in_chain(1);
-    let mut out = ngx_chain_t { buf, next: ptr::null_mut() };
+    let mut out = ngx_chain_t {
+        buf,
+        next: ptr::null_mut(),
+    };
     ngx_http_output_filter(r, &mut out)
 }

@@ -50,8 +50,7 @@ unsafe fn find_stream(cycle: *mut ngx_cycle_t, name: &str) -> Option<*mut ngx_st
     if ctx.is_null() {
         return None;
     }
-    let umcf =
-        *(*ctx).main_conf.add(ngx_stream_upstream_module.ctx_index) as *mut ngx_stream_upstream_main_conf_t;
+    let umcf = *(*ctx).main_conf.add(ngx_stream_upstream_module.ctx_index) as *mut ngx_stream_upstream_main_conf_t;
     if umcf.is_null() {
         return None;
     }
@@ -70,8 +69,16 @@ pub unsafe fn resolve(cycle: *mut ngx_cycle_t, main: &MainConf) -> Result<(), St
         let conf: &mut SrvConf = &mut *conf;
         let Some(up) = conf.load.upstream.clone() else { continue };
         let at = format!("in {}:{}", up.place.0, up.place.1);
-        let http = if up.kind != Some(UpstreamKind::Stream) { find_http(cycle, &up.name) } else { None };
-        let stream = if up.kind != Some(UpstreamKind::Http) { find_stream(cycle, &up.name) } else { None };
+        let http = if up.kind != Some(UpstreamKind::Stream) {
+            find_http(cycle, &up.name)
+        } else {
+            None
+        };
+        let stream = if up.kind != Some(UpstreamKind::Http) {
+            find_stream(cycle, &up.name)
+        } else {
+            None
+        };
         conf.load.upstream_peers = match (http, stream) {
             (Some(_), Some(_)) => {
                 return Err(format!(

@@ -24,7 +24,10 @@ const VARIABLES: [(&str, Getter); 6] = [
 pub unsafe extern "C" fn add_variables(cf: *mut ngx_conf_t) -> ngx_int_t {
     guard(NGX_ERROR as ngx_int_t, || {
         for (name, getter) in VARIABLES {
-            let mut name = ngx_str_t { len: name.len(), data: name.as_ptr() as *mut u8 };
+            let mut name = ngx_str_t {
+                len: name.len(),
+                data: name.as_ptr() as *mut u8,
+            };
             let var = ngx_stream_add_variable(cf, &mut name, NGX_STREAM_VAR_NOCACHEABLE as _);
             if var.is_null() {
                 return NGX_ERROR as ngx_int_t;
@@ -57,7 +60,11 @@ unsafe fn not_found(v: *mut ngx_stream_variable_value_t) -> ngx_int_t {
     NGX_OK as ngx_int_t
 }
 
-unsafe extern "C" fn get_qname(s: *mut ngx_stream_session_t, v: *mut ngx_stream_variable_value_t, _: usize) -> ngx_int_t {
+unsafe extern "C" fn get_qname(
+    s: *mut ngx_stream_session_t,
+    v: *mut ngx_stream_variable_value_t,
+    _: usize,
+) -> ngx_int_t {
     guard(NGX_ERROR as ngx_int_t, || match session_ctx(s) {
         Some(ctx) if ctx.last.qname_len > 0 => {
             let text = name::presentation(&ctx.last.qname[..ctx.last.qname_len]);
@@ -67,37 +74,71 @@ unsafe extern "C" fn get_qname(s: *mut ngx_stream_session_t, v: *mut ngx_stream_
     })
 }
 
-unsafe extern "C" fn get_qtype(s: *mut ngx_stream_session_t, v: *mut ngx_stream_variable_value_t, _: usize) -> ngx_int_t {
-    guard(NGX_ERROR as ngx_int_t, || match session_ctx(s).and_then(|ctx| ctx.last.qtype) {
-        Some(qtype) => set_value(s, v, wire::rtype_name(qtype).as_bytes()),
-        None => not_found(v),
+unsafe extern "C" fn get_qtype(
+    s: *mut ngx_stream_session_t,
+    v: *mut ngx_stream_variable_value_t,
+    _: usize,
+) -> ngx_int_t {
+    guard(NGX_ERROR as ngx_int_t, || {
+        match session_ctx(s).and_then(|ctx| ctx.last.qtype) {
+            Some(qtype) => set_value(s, v, wire::rtype_name(qtype).as_bytes()),
+            None => not_found(v),
+        }
     })
 }
 
-unsafe extern "C" fn get_rcode(s: *mut ngx_stream_session_t, v: *mut ngx_stream_variable_value_t, _: usize) -> ngx_int_t {
-    guard(NGX_ERROR as ngx_int_t, || match session_ctx(s).and_then(|ctx| ctx.last.rcode) {
-        Some(rcode) => set_value(s, v, wire::rcode_name(rcode).as_bytes()),
-        None => not_found(v),
+unsafe extern "C" fn get_rcode(
+    s: *mut ngx_stream_session_t,
+    v: *mut ngx_stream_variable_value_t,
+    _: usize,
+) -> ngx_int_t {
+    guard(NGX_ERROR as ngx_int_t, || {
+        match session_ctx(s).and_then(|ctx| ctx.last.rcode) {
+            Some(rcode) => set_value(s, v, wire::rcode_name(rcode).as_bytes()),
+            None => not_found(v),
+        }
     })
 }
 
-unsafe extern "C" fn get_action(s: *mut ngx_stream_session_t, v: *mut ngx_stream_variable_value_t, _: usize) -> ngx_int_t {
-    guard(NGX_ERROR as ngx_int_t, || match session_ctx(s).map(|ctx| ctx.last.action as usize) {
-        Some(a) if a > 0 && a < ACTION_NAMES.len() => set_value(s, v, ACTION_NAMES[a].as_bytes()),
-        _ => not_found(v),
+unsafe extern "C" fn get_action(
+    s: *mut ngx_stream_session_t,
+    v: *mut ngx_stream_variable_value_t,
+    _: usize,
+) -> ngx_int_t {
+    guard(NGX_ERROR as ngx_int_t, || {
+        match session_ctx(s).map(|ctx| ctx.last.action as usize) {
+            Some(a) if a > 0 && a < ACTION_NAMES.len() => set_value(s, v, ACTION_NAMES[a].as_bytes()),
+            _ => not_found(v),
+        }
     })
 }
 
-unsafe extern "C" fn get_load(s: *mut ngx_stream_session_t, v: *mut ngx_stream_variable_value_t, _: usize) -> ngx_int_t {
-    guard(NGX_ERROR as ngx_int_t, || match session_ctx(s).filter(|ctx| ctx.last.action > 0) {
-        Some(ctx) => set_value(s, v, format!("{:.3}", f64::from(ctx.last.load_milli) / 1000.0).as_bytes()),
-        None => not_found(v),
+unsafe extern "C" fn get_load(
+    s: *mut ngx_stream_session_t,
+    v: *mut ngx_stream_variable_value_t,
+    _: usize,
+) -> ngx_int_t {
+    guard(NGX_ERROR as ngx_int_t, || {
+        match session_ctx(s).filter(|ctx| ctx.last.action > 0) {
+            Some(ctx) => set_value(
+                s,
+                v,
+                format!("{:.3}", f64::from(ctx.last.load_milli) / 1000.0).as_bytes(),
+            ),
+            None => not_found(v),
+        }
     })
 }
 
-unsafe extern "C" fn get_state(s: *mut ngx_stream_session_t, v: *mut ngx_stream_variable_value_t, _: usize) -> ngx_int_t {
-    guard(NGX_ERROR as ngx_int_t, || match session_ctx(s).filter(|ctx| ctx.last.action > 0) {
-        Some(ctx) => set_value(s, v, State::from_u32(ctx.last.state).name().as_bytes()),
-        None => not_found(v),
+unsafe extern "C" fn get_state(
+    s: *mut ngx_stream_session_t,
+    v: *mut ngx_stream_variable_value_t,
+    _: usize,
+) -> ngx_int_t {
+    guard(NGX_ERROR as ngx_int_t, || {
+        match session_ctx(s).filter(|ctx| ctx.last.action > 0) {
+            Some(ctx) => set_value(s, v, State::from_u32(ctx.last.state).name().as_bytes()),
+            None => not_found(v),
+        }
     })
 }

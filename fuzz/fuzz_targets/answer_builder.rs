@@ -11,9 +11,21 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let (settings, query) = data.split_at(8);
-    let mut config = ZoneConfig::new(parse_host(["www.example.com", "a.b", "x", "svc.example.net"][settings[0] as usize % 4]).unwrap());
-    config.nameservers = (0..1 + settings[1] % 4).map(|i| parse_host(&format!("ns{i}.example.org")).unwrap()).collect();
-    let addresses: Vec<String> = (0..settings[2] % 48).map(|i| if i % 3 == 0 { format!("2001:db8::{i:x}") } else { format!("10.0.{}.{i}", settings[3]) }).collect();
+    let mut config = ZoneConfig::new(
+        parse_host(["www.example.com", "a.b", "x", "svc.example.net"][settings[0] as usize % 4]).unwrap(),
+    );
+    config.nameservers = (0..1 + settings[1] % 4)
+        .map(|i| parse_host(&format!("ns{i}.example.org")).unwrap())
+        .collect();
+    let addresses: Vec<String> = (0..settings[2] % 48)
+        .map(|i| {
+            if i % 3 == 0 {
+                format!("2001:db8::{i:x}")
+            } else {
+                format!("10.0.{}.{i}", settings[3])
+            }
+        })
+        .collect();
     if !addresses.is_empty() {
         config.addresses = parse_addresses(addresses.iter().map(String::as_str)).unwrap();
     }
@@ -23,9 +35,16 @@ fuzz_target!(|data: &[u8]| {
     config.nsid = (settings[7] & 1 == 1).then(|| vec![b'n'; usize::from(settings[7] >> 1)]);
     config.wildcard = settings[7] & 2 == 2;
     let Ok(zone) = Zone::build(&config) else { return };
-    let local = if settings[3] & 1 == 0 { [127, 0, 0, 1].into() } else { std::net::IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]) };
+    let local = if settings[3] & 1 == 0 {
+        [127, 0, 0, 1].into()
+    } else {
+        std::net::IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])
+    };
     for transport in [Transport::Udp, Transport::Tcp] {
-        let secrets = ngx_stream_dns_service_module::dns::cookie::CookieSecrets { current: [settings[1]; 16], previous: None };
+        let secrets = ngx_stream_dns_service_module::dns::cookie::CookieSecrets {
+            current: [settings[1]; 16],
+            previous: None,
+        };
         let ctx = QueryContext {
             local_addr: Some(local),
             random: u32::from(settings[5]) * 31,

@@ -18,7 +18,9 @@ fn drain(buffer: &mut Vec<u8>, out: &mut Vec<Vec<u8>>) -> bool {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&cut, stream)) = data.split_first() else { return };
+    let Some((&cut, stream)) = data.split_first() else {
+        return;
+    };
     let cut = usize::from(cut) * stream.len() / 256;
     let mut whole = Vec::new();
     let whole_ok = drain(&mut stream.to_vec(), &mut whole);

@@ -118,7 +118,10 @@ impl ZoneConfig {
             }
         }
         if self.ttl_jitter >= self.ttl {
-            return Err(ConfigError::Jitter { ttl: self.ttl, jitter: self.ttl_jitter });
+            return Err(ConfigError::Jitter {
+                ttl: self.ttl,
+                jitter: self.ttl_jitter,
+            });
         }
         Ok(())
     }
@@ -142,7 +145,13 @@ impl ZoneConfig {
         }
         hash.write(self.contact().wire());
         hash.write(&[u8::from(self.wildcard)]);
-        for value in [self.ttl, self.soa_refresh, self.soa_retry, self.soa_expire, self.soa_minimum] {
+        for value in [
+            self.ttl,
+            self.soa_refresh,
+            self.soa_retry,
+            self.soa_expire,
+            self.soa_minimum,
+        ] {
             hash.write(&value.to_be_bytes());
         }
         hash.finish().max(1)
@@ -167,11 +176,17 @@ impl Fnv32 {
 }
 
 pub fn parse_host(text: &str) -> Result<Name, ConfigError> {
-    Name::parse_host(text).map_err(|reason| ConfigError::Name { text: text.to_string(), reason })
+    Name::parse_host(text).map_err(|reason| ConfigError::Name {
+        text: text.to_string(),
+        reason,
+    })
 }
 
 pub fn parse_mailbox(text: &str) -> Result<Name, ConfigError> {
-    Name::parse_mailbox(text).map_err(|reason| ConfigError::Name { text: text.to_string(), reason })
+    Name::parse_mailbox(text).map_err(|reason| ConfigError::Name {
+        text: text.to_string(),
+        reason,
+    })
 }
 
 /// `auto`, or a list of IPv4/IPv6 addresses.
@@ -203,7 +218,10 @@ pub fn parse_seconds(text: &str) -> Result<u64, ConfigError> {
     let mut number: Option<u64> = None;
     for c in text.chars() {
         if let Some(d) = c.to_digit(10) {
-            let n = number.unwrap_or(0).checked_mul(10).and_then(|n| n.checked_add(u64::from(d)));
+            let n = number
+                .unwrap_or(0)
+                .checked_mul(10)
+                .and_then(|n| n.checked_add(u64::from(d)));
             number = Some(n.ok_or_else(bad)?);
             continue;
         }
@@ -230,7 +248,10 @@ pub fn parse_seconds(text: &str) -> Result<u64, ConfigError> {
 /// A time value used as a TTL or SOA timer (fits the 32-bit TTL field).
 pub fn parse_timer(text: &str) -> Result<u32, ConfigError> {
     let secs = parse_seconds(text)?;
-    u32::try_from(secs).ok().filter(|s| *s <= i32::MAX as u32).ok_or_else(|| ConfigError::Time(text.to_string()))
+    u32::try_from(secs)
+        .ok()
+        .filter(|s| *s <= i32::MAX as u32)
+        .ok_or_else(|| ConfigError::Time(text.to_string()))
 }
 
 /// `dns_ttl` value: 1s to 7d.
@@ -314,11 +335,17 @@ mod tests {
     #[test]
     fn addresses() {
         assert_eq!(parse_addresses(["auto"]).unwrap(), Addresses::Auto);
-        assert_eq!(parse_addresses(["auto", "192.0.2.1"]).unwrap_err(), ConfigError::AutoWithAddresses);
+        assert_eq!(
+            parse_addresses(["auto", "192.0.2.1"]).unwrap_err(),
+            ConfigError::AutoWithAddresses
+        );
         assert!(matches!(parse_addresses(["300.1.1.1"]), Err(ConfigError::Address(_))));
         assert!(matches!(parse_addresses(["not-an-ip"]), Err(ConfigError::Address(_))));
         let list = parse_addresses(["192.0.2.1", "2001:db8::1", "192.0.2.1"]).unwrap();
-        assert_eq!(list, Addresses::List(vec!["192.0.2.1".parse().unwrap(), "2001:db8::1".parse().unwrap()]));
+        assert_eq!(
+            list,
+            Addresses::List(vec!["192.0.2.1".parse().unwrap(), "2001:db8::1".parse().unwrap()])
+        );
     }
 
     #[test]
@@ -341,7 +368,10 @@ mod tests {
         assert_eq!(zone.validate().unwrap_err(), ConfigError::NoNameServers);
         zone.nameservers.push(parse_host("ns1.www.example.com").unwrap());
         assert!(matches!(zone.validate(), Err(ConfigError::NameServerInZone(..))));
-        zone.nameservers = vec![parse_host("ns1-www.example.com").unwrap(), parse_host("ns1-www.example.com").unwrap()];
+        zone.nameservers = vec![
+            parse_host("ns1-www.example.com").unwrap(),
+            parse_host("ns1-www.example.com").unwrap(),
+        ];
         assert!(matches!(zone.validate(), Err(ConfigError::DuplicateNameServer(_))));
         zone.nameservers.pop();
         zone.validate().unwrap();

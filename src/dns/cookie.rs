@@ -83,7 +83,10 @@ pub fn check(secrets: &CookieSecrets, client: &[u8; 8], server: &[u8], ip: IpAdd
 /// Parses a secret file: 32 hex digits per line, the current secret first
 /// and optionally the previous one (for rotation) on the second line.
 pub fn parse_secrets(text: &str) -> Option<CookieSecrets> {
-    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'));
+    let mut lines = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'));
     let parse = |line: &str| -> Option<[u8; 16]> {
         if line.len() != 32 {
             return None;
@@ -113,7 +116,10 @@ mod tests {
 
     #[test]
     fn round_trip_and_validity_window() {
-        let secrets = CookieSecrets { current: SECRET, previous: None };
+        let secrets = CookieSecrets {
+            current: SECRET,
+            previous: None,
+        };
         let client = *b"clientck";
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
         let now = 1_700_000_000;
@@ -138,9 +144,15 @@ mod tests {
         let client = *b"clientck";
         let ip: IpAddr = "2001:db8::1".parse().unwrap();
         let old = server_cookie(&SECRET, &client, ip, 100);
-        let rotated = CookieSecrets { current: *b"fedcba9876543210", previous: Some(SECRET) };
+        let rotated = CookieSecrets {
+            current: *b"fedcba9876543210",
+            previous: Some(SECRET),
+        };
         assert_eq!(check(&rotated, &client, &old, ip, 100), CookieStatus::Valid);
-        let done = CookieSecrets { current: *b"fedcba9876543210", previous: None };
+        let done = CookieSecrets {
+            current: *b"fedcba9876543210",
+            previous: None,
+        };
         assert_eq!(check(&done, &client, &old, ip, 100), CookieStatus::Invalid);
     }
 

@@ -19,7 +19,9 @@ pub enum Frame {
 
 /// Looks at the frame at the start of `input`.
 pub fn next_frame(input: &[u8]) -> Frame {
-    let [high, low, ..] = *input else { return Frame::Incomplete };
+    let [high, low, ..] = *input else {
+        return Frame::Incomplete;
+    };
     let len = usize::from(u16::from_be_bytes([high, low]));
     if len == 0 || len > MAX_TCP_QUERY {
         return Frame::Invalid { len };

@@ -72,8 +72,7 @@ impl Name {
             return Self::from_labels(labels.into_iter());
         }
         let (local, domain) = text.split_once('.').ok_or_else(bad)?;
-        let local_ok = !local.is_empty()
-            && local.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+-".contains(&b));
+        let local_ok = !local.is_empty() && local.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+-".contains(&b));
         if !local_ok {
             return Err(bad());
         }
@@ -205,14 +204,26 @@ mod tests {
         assert_eq!(name.to_string(), "www.example.com");
         assert_eq!(Name::parse_host("").unwrap_err(), NameError::Empty);
         assert_eq!(Name::parse_host("a..b").unwrap_err(), NameError::EmptyLabel);
-        assert!(matches!(Name::parse_host(&"a".repeat(64)), Err(NameError::LabelTooLong(_))));
+        assert!(matches!(
+            Name::parse_host(&"a".repeat(64)),
+            Err(NameError::LabelTooLong(_))
+        ));
         let long = vec!["abcdefghi"; 26].join(".");
         assert_eq!(Name::parse_host(&long).unwrap_err(), NameError::NameTooLong);
-        assert!(matches!(Name::parse_host("a_b.example"), Err(NameError::NotHostLabel(_))));
-        assert!(matches!(Name::parse_host("ex ample.com"), Err(NameError::NotHostLabel(_))));
+        assert!(matches!(
+            Name::parse_host("a_b.example"),
+            Err(NameError::NotHostLabel(_))
+        ));
+        assert!(matches!(
+            Name::parse_host("ex ample.com"),
+            Err(NameError::NotHostLabel(_))
+        ));
         assert!(matches!(Name::parse_host("-a.com"), Err(NameError::NotHostLabel(_))));
         assert!(Name::parse_host("xn--bcher-kva.example").is_ok());
-        assert!(Name::parse_host("1.example.com").is_ok(), "digits-only inner labels are fine");
+        assert!(
+            Name::parse_host("1.example.com").is_ok(),
+            "digits-only inner labels are fine"
+        );
         assert!(matches!(Name::parse_host("192.0.2.1"), Err(NameError::NumericTop(_))));
     }
 

@@ -72,7 +72,14 @@ pub fn parse(msg: &[u8]) -> Option<Query<'_>> {
     if flags & wire::flag::QR != 0 {
         return None;
     }
-    let mut query = Query { msg, id, flags, question: None, edns: None, malformed: false };
+    let mut query = Query {
+        msg,
+        id,
+        flags,
+        question: None,
+        edns: None,
+        malformed: false,
+    };
     let qdcount = get_u16(msg, 4);
     let ancount = get_u16(msg, 6);
     let nscount = get_u16(msg, 8);
@@ -150,7 +157,11 @@ fn parse_question(msg: &[u8], start: usize) -> Option<(Question<'_>, usize)> {
     if msg.len() < at + 4 {
         return None;
     }
-    let question = Question { qname, qtype: get_u16(msg, at), qclass: get_u16(msg, at + 2) };
+    let question = Question {
+        qname,
+        qtype: get_u16(msg, at),
+        qclass: get_u16(msg, at + 2),
+    };
     Some((question, at + 4))
 }
 
@@ -274,10 +285,21 @@ mod tests {
     #[test]
     fn edns_options() {
         // OPT: root, type 41, payload 4096, ext-rcode 0, version 0, DO, NSID + unknown option.
-        let opt = [0, 0, 41, 0x10, 0, 0, 0, 0x80, 0, 0, 10, 0, 3, 0, 0, 0xfd, 0xe9, 0, 2, 0xab, 0xcd];
+        let opt = [
+            0, 0, 41, 0x10, 0, 0, 0, 0x80, 0, 0, 10, 0, 3, 0, 0, 0xfd, 0xe9, 0, 2, 0xab, 0xcd,
+        ];
         let msg = query_bytes(b"\x00", 1, &opt, 1);
         let edns = parse(&msg).unwrap().edns.unwrap();
-        assert_eq!(edns, Edns { udp_payload: 4096, version: 0, dnssec_ok: true, nsid_requested: true, cookie: None });
+        assert_eq!(
+            edns,
+            Edns {
+                udp_payload: 4096,
+                version: 0,
+                dnssec_ok: true,
+                nsid_requested: true,
+                cookie: None
+            }
+        );
     }
 
     #[test]

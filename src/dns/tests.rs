@@ -2,13 +2,13 @@
 //! independent DNS implementation, rather than with the engine's own code.
 
 use super::config::{parse_addresses, parse_host, ZoneConfig};
-use super::zone::{QueryContext, Transport, Zone};
 use super::wire::rcode;
+use super::zone::{QueryContext, Transport, Zone};
 use domain::base::iana::{Class, Opcode, OptRcode, Rcode, Rtype};
 use domain::base::{Message, MessageBuilder, Name as DName, ParsedName};
 use domain::rdata::{Aaaa, Ns, Soa, A};
-use std::net::IpAddr;
 use octseq::OctetsBuilder;
+use std::net::IpAddr;
 use std::str::FromStr;
 
 const NS: [&str; 3] = ["ns1-www.example.com", "ns2-www.example.com", "ns3-www.example.com"];
@@ -20,7 +20,11 @@ fn config() -> ZoneConfig {
 }
 
 fn udp_from(addr: &str) -> QueryContext<'static> {
-    QueryContext { local_addr: Some(addr.parse().unwrap()), random: 7, ..QueryContext::new(Transport::Udp) }
+    QueryContext {
+        local_addr: Some(addr.parse().unwrap()),
+        random: 7,
+        ..QueryContext::new(Transport::Udp)
+    }
 }
 
 fn udp() -> QueryContext<'static> {
@@ -28,7 +32,10 @@ fn udp() -> QueryContext<'static> {
 }
 
 fn tcp() -> QueryContext<'static> {
-    QueryContext { transport: Transport::Tcp, ..udp() }
+    QueryContext {
+        transport: Transport::Tcp,
+        ..udp()
+    }
 }
 
 struct Q {
@@ -41,7 +48,14 @@ struct Q {
 }
 
 fn q(name: &'static str, rtype: Rtype) -> Q {
-    Q { name, rtype, class: Class::IN, rd: false, opcode: Opcode::QUERY, edns: None }
+    Q {
+        name,
+        rtype,
+        class: Class::IN,
+        rd: false,
+        opcode: Opcode::QUERY,
+        edns: None,
+    }
 }
 
 impl Q {
@@ -56,7 +70,9 @@ impl Q {
         msg.header_mut().set_rd(self.rd);
         msg.header_mut().set_opcode(self.opcode);
         let mut question = msg.question();
-        question.push((DName::<Vec<u8>>::from_str(self.name).unwrap(), self.rtype, self.class)).unwrap();
+        question
+            .push((DName::<Vec<u8>>::from_str(self.name).unwrap(), self.rtype, self.class))
+            .unwrap();
         let mut additional = question.additional();
         if let Some((payload, version, dnssec_ok, options)) = &self.edns {
             additional
@@ -65,9 +81,7 @@ impl Q {
                     opt.set_version(*version);
                     opt.set_dnssec_ok(*dnssec_ok);
                     for (code, data) in options {
-                        opt.push_raw_option((*code).into(), data.len() as u16, |t| {
-                            t.append_slice(data)
-                        })?;
+                        opt.push_raw_option((*code).into(), data.len() as u16, |t| t.append_slice(data))?;
                     }
                     Ok(())
                 })
@@ -131,8 +145,12 @@ fn apex_aaaa_auto_is_nodata_over_ipv4_and_answers_over_ipv6() {
     assert_eq!(msg.header_counts().ancount(), 0);
     assert_eq!(soa_of(msg.authority().unwrap()).len(), 1);
     let v6 = ask(&zone, &q("www.example.com", Rtype::AAAA), &udp_from("2001:db8::53"));
-    let addrs: Vec<String> =
-        v6.answer().unwrap().limit_to::<Aaaa>().map(|r| r.unwrap().data().addr().to_string()).collect();
+    let addrs: Vec<String> = v6
+        .answer()
+        .unwrap()
+        .limit_to::<Aaaa>()
+        .map(|r| r.unwrap().data().addr().to_string())
+        .collect();
     assert_eq!(addrs, vec!["2001:db8::53"]);
     let mapped = ask(&zone, &q("www.example.com", Rtype::A), &udp_from("::ffff:192.0.2.9"));
     assert_eq!(a_records(&mapped), vec![("192.0.2.9".to_string(), 10)]);
@@ -145,7 +163,10 @@ fn explicit_addresses() {
     c.ttl = 300;
     let zone = Zone::build(&c).unwrap();
     let msg = ask(&zone, &q("www.example.com", Rtype::A), &udp_from("127.0.0.5"));
-    assert_eq!(a_records(&msg), vec![("192.0.2.1".into(), 300), ("192.0.2.2".into(), 300)]);
+    assert_eq!(
+        a_records(&msg),
+        vec![("192.0.2.1".into(), 300), ("192.0.2.2".into(), 300)]
+    );
     let msg = ask(&zone, &q("www.example.com", Rtype::AAAA), &udp());
     assert_eq!(msg.header_counts().ancount(), 1);
 }
@@ -172,7 +193,12 @@ fn apex_ns_soa_any() {
     assert_eq!(soa.rname().to_string(), "hostmaster.www.example.com");
     assert_eq!(soa.serial().into_int(), zone.serial());
     assert_eq!(
-        (soa.refresh().as_secs(), soa.retry().as_secs(), soa.expire().as_secs(), soa.minimum().as_secs()),
+        (
+            soa.refresh().as_secs(),
+            soa.retry().as_secs(),
+            soa.expire().as_secs(),
+            soa.minimum().as_secs()
+        ),
         (3600, 600, 604800, 10)
     );
 
@@ -221,7 +247,10 @@ fn refused_outside_zone_and_other_classes() {
     let mut chaos = q("www.example.com", Rtype::TXT);
     chaos.class = Class::CH;
     assert_eq!(ask(&zone, &chaos, &udp()).header().rcode(), Rcode::REFUSED);
-    assert_eq!(ask(&zone, &q("www.example.com", Rtype::AXFR), &tcp()).header().rcode(), Rcode::REFUSED);
+    assert_eq!(
+        ask(&zone, &q("www.example.com", Rtype::AXFR), &tcp()).header().rcode(),
+        Rcode::REFUSED
+    );
 }
 
 #[test]
@@ -267,7 +296,10 @@ fn malformed_queries() {
         assert_eq!(&wire[0..2], &[0xbe, 0xef]);
     }
     // qtype OPT is not a question.
-    assert_eq!(ask(&zone, &q("www.example.com", Rtype::OPT), &udp()).header().rcode(), Rcode::FORMERR);
+    assert_eq!(
+        ask(&zone, &q("www.example.com", Rtype::OPT), &udp()).header().rcode(),
+        Rcode::FORMERR
+    );
 }
 
 #[test]
@@ -275,15 +307,27 @@ fn edns_echo_badvers_nsid() {
     let mut c = config();
     c.nsid = Some(b"test-host-1".to_vec());
     let zone = Zone::build(&c).unwrap();
-    let msg = ask(&zone, &q("www.example.com", Rtype::A).edns(4096, 0, true, vec![(65001, vec![1, 2])]), &udp());
+    let msg = ask(
+        &zone,
+        &q("www.example.com", Rtype::A).edns(4096, 0, true, vec![(65001, vec![1, 2])]),
+        &udp(),
+    );
     let opt = msg.opt().expect("OPT echoed");
     assert_eq!(opt.udp_payload_size(), 1232);
     assert_eq!(opt.version(), 0);
     assert!(opt.dnssec_ok());
     assert_eq!(a_records(&msg).len(), 1);
-    assert_eq!(opt.opt().iter::<domain::base::opt::AllOptData<_, _>>().count(), 0, "no NSID unless asked");
+    assert_eq!(
+        opt.opt().iter::<domain::base::opt::AllOptData<_, _>>().count(),
+        0,
+        "no NSID unless asked"
+    );
 
-    let msg = ask(&zone, &q("www.example.com", Rtype::A).edns(1232, 0, false, vec![(3, vec![])]), &udp());
+    let msg = ask(
+        &zone,
+        &q("www.example.com", Rtype::A).edns(1232, 0, false, vec![(3, vec![])]),
+        &udp(),
+    );
     let opt = msg.opt().unwrap();
     assert!(!opt.dnssec_ok());
     let nsid: Vec<Vec<u8>> = opt
@@ -293,7 +337,11 @@ fn edns_echo_badvers_nsid() {
         .collect();
     assert_eq!(nsid, vec![b"test-host-1".to_vec()]);
 
-    let msg = ask(&zone, &q("www.example.com", Rtype::A).edns(1232, 1, false, vec![]), &udp());
+    let msg = ask(
+        &zone,
+        &q("www.example.com", Rtype::A).edns(1232, 1, false, vec![]),
+        &udp(),
+    );
     let opt = msg.opt().expect("OPT in BADVERS");
     assert_eq!(opt.rcode(msg.header()), OptRcode::BADVERS);
     assert_eq!(opt.version(), 0);
@@ -321,11 +369,19 @@ fn truncation() {
     let msg = ask(&zone, &q("www.example.com", Rtype::A), &tcp());
     assert!(!msg.header().tc());
     assert_eq!(a_records(&msg).len(), 40);
-    let msg = ask(&zone, &q("www.example.com", Rtype::A).edns(1232, 0, false, vec![]), &udp());
+    let msg = ask(
+        &zone,
+        &q("www.example.com", Rtype::A).edns(1232, 0, false, vec![]),
+        &udp(),
+    );
     assert!(!msg.header().tc());
     assert_eq!(a_records(&msg).len(), 40);
     // A client payload below 512 still gets 512 (RFC 6891 §6.2.5).
-    let msg = ask(&zone, &q("www.example.com", Rtype::A).edns(100, 0, false, vec![]), &udp());
+    let msg = ask(
+        &zone,
+        &q("www.example.com", Rtype::A).edns(100, 0, false, vec![]),
+        &udp(),
+    );
     assert!(msg.header().tc());
     assert!(msg.opt().is_some());
     // A too-small output buffer truncates instead of overflowing.
@@ -345,7 +401,10 @@ fn ttl_jitter_stays_in_range() {
     let zone = Zone::build(&c).unwrap();
     let mut seen = std::collections::BTreeSet::new();
     for random in 0..200u32 {
-        let ctx = QueryContext { random: random.wrapping_mul(2654435761), ..udp() };
+        let ctx = QueryContext {
+            random: random.wrapping_mul(2654435761),
+            ..udp()
+        };
         let msg = ask(&zone, &q("www.example.com", Rtype::A), &ctx);
         let ttl = a_records(&msg)[0].1;
         assert!((50..=100).contains(&ttl), "{ttl}");
@@ -361,7 +420,10 @@ fn max_response_len_bounds_every_answer() {
     let name = "a".repeat(63);
     let long = format!("{name}.{name}.{name}.www.example.com");
     let long: &'static str = Box::leak(long.into_boxed_str());
-    for query in [q(long, Rtype::A).edns(4096, 0, true, vec![(3, vec![])]), q("www.example.com", Rtype::A)] {
+    for query in [
+        q(long, Rtype::A).edns(4096, 0, true, vec![(3, vec![])]),
+        q("www.example.com", Rtype::A),
+    ] {
         let answered = zone.respond(&query.wire(), &tcp(), &mut out).unwrap();
         assert!(!answered.truncated);
     }
@@ -382,7 +444,9 @@ fn random_queries_give_well_formed_answers() {
     };
     let seeds: Vec<Vec<u8>> = vec![
         q("www.example.com", Rtype::A).wire(),
-        q("x.www.example.com", Rtype::AAAA).edns(4096, 0, true, vec![(3, vec![])]).wire(),
+        q("x.www.example.com", Rtype::AAAA)
+            .edns(4096, 0, true, vec![(3, vec![])])
+            .wire(),
         q("www.example.org", Rtype::NS).wire(),
     ];
     let mut out = vec![0u8; 65535];
@@ -405,7 +469,11 @@ fn random_queries_give_well_formed_answers() {
             }
             _ => msg.extend((0..next() % 16).map(|_| next() as u8)),
         }
-        let transport = if next() % 2 == 0 { Transport::Udp } else { Transport::Tcp };
+        let transport = if next() % 2 == 0 {
+            Transport::Udp
+        } else {
+            Transport::Tcp
+        };
         let ctx = QueryContext {
             local_addr: Some(IpAddr::from([127, 0, 0, 1])),
             random: next() as u32,
@@ -461,25 +529,39 @@ fn wildcard_answers_names_below_the_apex() {
     assert_eq!(soa_owner, "www.example.com");
     // The apex and outside names are unchanged.
     assert_eq!(a_records(&ask(&zone, &q("www.example.com", Rtype::A), &udp())).len(), 1);
-    assert_eq!(ask(&zone, &q("www.example.org", Rtype::A), &udp()).header().rcode(), Rcode::REFUSED);
+    assert_eq!(
+        ask(&zone, &q("www.example.org", Rtype::A), &udp()).header().rcode(),
+        Rcode::REFUSED
+    );
 }
 
 #[test]
 fn dns_cookies() {
     use super::cookie::{server_cookie, CookieSecrets};
     let zone = Zone::build(&config()).unwrap();
-    let secrets = CookieSecrets { current: *b"0123456789abcdef", previous: None };
+    let secrets = CookieSecrets {
+        current: *b"0123456789abcdef",
+        previous: None,
+    };
     let ip: IpAddr = "192.0.2.33".parse().unwrap();
-    let ctx = QueryContext { client_addr: Some(ip), now: 1_800_000_000, cookies: Some(&secrets), ..udp() };
+    let ctx = QueryContext {
+        client_addr: Some(ip),
+        now: 1_800_000_000,
+        cookies: Some(&secrets),
+        ..udp()
+    };
     let cookie_of = |msg: &Message<Vec<u8>>| -> Option<Vec<u8>> {
-        msg.opt()?.opt().iter::<domain::base::opt::AllOptData<_, _>>().find_map(|o| match o.unwrap() {
-            domain::base::opt::AllOptData::Cookie(c) => {
-                let mut v = c.client().as_ref().to_vec();
-                v.extend(c.server().map(|s| s.as_ref().to_vec()).unwrap_or_default());
-                Some(v)
-            }
-            _ => None,
-        })
+        msg.opt()?
+            .opt()
+            .iter::<domain::base::opt::AllOptData<_, _>>()
+            .find_map(|o| match o.unwrap() {
+                domain::base::opt::AllOptData::Cookie(c) => {
+                    let mut v = c.client().as_ref().to_vec();
+                    v.extend(c.server().map(|s| s.as_ref().to_vec()).unwrap_or_default());
+                    Some(v)
+                }
+                _ => None,
+            })
     };
     // Client cookie only: answered, with client + server cookie.
     let query = q("www.example.com", Rtype::A).edns(1232, 0, false, vec![(10, b"clientck".to_vec())]);
@@ -496,7 +578,10 @@ fn dns_cookies() {
     let answered = zone.respond(&back.wire(), &ctx, &mut out).unwrap();
     assert_eq!(answered.cookie, Some(super::cookie::CookieStatus::Valid));
     // From another address: invalid, but still answered normally.
-    let other = QueryContext { client_addr: Some("192.0.2.34".parse().unwrap()), ..ctx };
+    let other = QueryContext {
+        client_addr: Some("192.0.2.34".parse().unwrap()),
+        ..ctx
+    };
     let answered = zone.respond(&back.wire(), &other, &mut out).unwrap();
     assert_eq!(answered.cookie, Some(super::cookie::CookieStatus::Invalid));
     assert_eq!(answered.rcode, 0);
@@ -506,7 +591,9 @@ fn dns_cookies() {
     // Cookie-only query (no question): NOERROR with a cookie, BADCOOKIE when
     // the server cookie is invalid, FORMERR without a cookie.
     let only = |cookie: Vec<u8>| {
-        let mut wire = q("www.example.com", Rtype::A).edns(1232, 0, false, vec![(10, cookie)]).wire();
+        let mut wire = q("www.example.com", Rtype::A)
+            .edns(1232, 0, false, vec![(10, cookie)])
+            .wire();
         let qlen = 17 + 4;
         wire.drain(12..12 + qlen);
         wire[5] = 0;
@@ -539,14 +626,22 @@ fn fuzz_corpora_stay_clean() {
     let mut out = vec![0u8; zone.max_response_len()];
     let mut seen = 0;
     for target in ["query_parser", "answer_builder", "tcp_framing"] {
-        let Ok(dir) = std::fs::read_dir(root.join(target)) else { continue };
+        let Ok(dir) = std::fs::read_dir(root.join(target)) else {
+            continue;
+        };
         for entry in dir.flatten() {
             let data = std::fs::read(entry.path()).unwrap();
             seen += 1;
             let _ = super::query::parse(&data);
             let _ = super::framing::next_frame(&data);
             for transport in [Transport::Udp, Transport::Tcp] {
-                if let Some(a) = zone.respond(&data, &QueryContext { ..QueryContext::new(transport) }, &mut out) {
+                if let Some(a) = zone.respond(
+                    &data,
+                    &QueryContext {
+                        ..QueryContext::new(transport)
+                    },
+                    &mut out,
+                ) {
                     assert!(a.len <= out.len());
                     assert_eq!(&out[..2], &data[..2]);
                 }
@@ -560,7 +655,9 @@ fn fuzz_corpora_stay_clean() {
 fn slip_is_a_bare_truncated_reply() {
     let zone = Zone::build(&config()).unwrap();
     let mut out = [0u8; 512];
-    let a = zone.slip(&q("www.example.com", Rtype::A).wire(), &udp(), &mut out).unwrap();
+    let a = zone
+        .slip(&q("www.example.com", Rtype::A).wire(), &udp(), &mut out)
+        .unwrap();
     let msg = Message::from_octets(out[..a.len].to_vec()).unwrap();
     assert!(msg.header().tc() && msg.header().qr());
     assert_eq!(msg.header_counts().ancount(), 0);

@@ -10,8 +10,8 @@
 //! allocates once the zone is built.
 
 use super::config::{Addresses, ConfigError, ZoneConfig};
-use super::cookie::{self, CookieSecrets};
 pub use super::cookie::CookieStatus;
+use super::cookie::{self, CookieSecrets};
 use super::name::{label_boundaries, Name};
 use super::query::{self, Edns, Query, Question};
 use super::wire::{self, class, flag, put_u16, put_u32, rcode, rtype, HEADER_LEN};
@@ -43,7 +43,14 @@ pub struct QueryContext<'a> {
 impl QueryContext<'_> {
     /// A context for `transport` with nothing else known.
     pub fn new(transport: Transport) -> QueryContext<'static> {
-        QueryContext { transport, local_addr: None, random: 0, client_addr: None, now: 0, cookies: None }
+        QueryContext {
+            transport,
+            local_addr: None,
+            random: 0,
+            client_addr: None,
+            now: 0,
+            cookies: None,
+        }
     }
 }
 
@@ -120,7 +127,14 @@ struct RecordsBuilder {
 impl RecordsBuilder {
     fn new(aa: bool, rcode: u16) -> Self {
         let flags = if aa { flag::AA } else { 0 } | (rcode & 0x0f);
-        RecordsBuilder { template: Template { flags, rcode, ..Template::default() }, written_names: Vec::new() }
+        RecordsBuilder {
+            template: Template {
+                flags,
+                rcode,
+                ..Template::default()
+            },
+            written_names: Vec::new(),
+        }
     }
 
     fn pos(&self) -> u16 {
@@ -142,7 +156,10 @@ impl RecordsBuilder {
         let wire = name.wire();
         for start in label_boundaries(wire) {
             let suffix = &wire[start..];
-            let found = self.written_names.iter().find(|(_, written)| written.as_slice() == suffix);
+            let found = self
+                .written_names
+                .iter()
+                .find(|(_, written)| written.as_slice() == suffix);
             if let Some(&(target, _)) = found {
                 self.template.records.extend(&wire[..start]);
                 let at = self.pos();
@@ -201,7 +218,13 @@ impl RecordsBuilder {
         let at = self.record(rtype::SOA, ttl, answer_ttl);
         self.name(&config.nameservers[0]);
         self.name(&config.contact());
-        for value in [serial, config.soa_refresh, config.soa_retry, config.soa_expire, config.soa_minimum] {
+        for value in [
+            serial,
+            config.soa_refresh,
+            config.soa_retry,
+            config.soa_expire,
+            config.soa_minimum,
+        ] {
             self.template.records.extend(value.to_be_bytes());
         }
         self.end_record(at);
@@ -292,7 +315,10 @@ impl Zone {
             .map(|t| t.records.len())
             .max()
             .unwrap_or(0);
-        let zone = Zone { max_records_len, ..zone };
+        let zone = Zone {
+            max_records_len,
+            ..zone
+        };
         if zone.max_response_len() > wire::MAX_MESSAGE_LEN {
             return Err(ConfigError::TooLarge);
         }
@@ -347,7 +373,11 @@ impl Zone {
 
     /// Template for an address query at the apex, if this host has one.
     fn address_template(&self, qtype: u16, local: Option<IpAddr>) -> Option<&Template> {
-        let template = if qtype == rtype::A { self.a.as_ref() } else { self.aaaa.as_ref() };
+        let template = if qtype == rtype::A {
+            self.a.as_ref()
+        } else {
+            self.aaaa.as_ref()
+        };
         if !self.auto_address {
             return template;
         }
@@ -407,9 +437,10 @@ impl Zone {
             Location::Outside => None,
             Location::Below => Some(&self.nxdomain),
             Location::Apex => match question.qtype {
-                rtype::A | rtype::AAAA => {
-                    Some(self.address_template(question.qtype, ctx.local_addr).unwrap_or(&self.nodata))
-                }
+                rtype::A | rtype::AAAA => Some(
+                    self.address_template(question.qtype, ctx.local_addr)
+                        .unwrap_or(&self.nodata),
+                ),
                 rtype::NS => Some(&self.ns),
                 rtype::SOA => Some(&self.soa),
                 // RFC 8482: one RRset, the one clients most likely want.
@@ -453,7 +484,11 @@ impl Zone {
     fn cookie_status(&self, query: &Query<'_>, ctx: &QueryContext<'_>) -> Option<CookieStatus> {
         let (secrets, ip) = (ctx.cookies?, ctx.client_addr?);
         let (client, server) = query.cookie()?;
-        Some(if server.is_empty() { CookieStatus::ClientOnly } else { cookie::check(secrets, client, server, ip, ctx.now) })
+        Some(if server.is_empty() {
+            CookieStatus::ClientOnly
+        } else {
+            cookie::check(secrets, client, server, ip, ctx.now)
+        })
     }
 
     fn write_owned(
@@ -465,7 +500,15 @@ impl Zone {
         out: &mut [u8],
         owner_is_qname: bool,
     ) -> Option<Answered> {
-        self.assemble(query, Some(question), Some(template), template.rcode, ctx, out, owner_is_qname)
+        self.assemble(
+            query,
+            Some(question),
+            Some(template),
+            template.rcode,
+            ctx,
+            out,
+            owner_is_qname,
+        )
     }
 
     /// Assembles header, question, template records and OPT into `out`.
@@ -543,8 +586,11 @@ impl Zone {
             let records = &mut out[at..at + t.records.len()];
             records.copy_from_slice(&t.records);
             // The apex is the tail of the question name.
-            let apex_at =
-                if owner_is_qname { HEADER_LEN } else { HEADER_LEN + question_len - 4 - self.apex.wire().len() };
+            let apex_at = if owner_is_qname {
+                HEADER_LEN
+            } else {
+                HEADER_LEN + question_len - 4 - self.apex.wire().len()
+            };
             for &pos in &t.apex_pointers {
                 put_u16(records, pos as usize, 0xc000 | apex_at as u16);
             }
@@ -642,4 +688,3 @@ pub fn peek_question(msg: &[u8]) -> Option<(u16, usize)> {
     let q = query.question?;
     Some((q.qtype, q.qname.len()))
 }
-

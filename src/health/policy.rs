@@ -43,7 +43,10 @@ pub struct Shape {
 pub const PPM: u32 = 1_000_000;
 
 impl Shape {
-    pub const SILENT: Shape = Shape { delay_us: 0, drop_ppm: PPM };
+    pub const SILENT: Shape = Shape {
+        delay_us: 0,
+        drop_ppm: PPM,
+    };
 
     pub fn is_silent(&self) -> bool {
         self.drop_ppm >= PPM
@@ -79,12 +82,36 @@ impl Default for Policy {
     fn default() -> Policy {
         Policy {
             curve: vec![
-                CurvePoint { load: 0.5, delay_ms: 0, drop: 0.0 },
-                CurvePoint { load: 0.6, delay_ms: 2, drop: 0.0 },
-                CurvePoint { load: 0.7, delay_ms: 10, drop: 0.0 },
-                CurvePoint { load: 0.8, delay_ms: 50, drop: 0.0 },
-                CurvePoint { load: 0.9, delay_ms: 200, drop: 0.25 },
-                CurvePoint { load: 0.95, delay_ms: 400, drop: 0.75 },
+                CurvePoint {
+                    load: 0.5,
+                    delay_ms: 0,
+                    drop: 0.0,
+                },
+                CurvePoint {
+                    load: 0.6,
+                    delay_ms: 2,
+                    drop: 0.0,
+                },
+                CurvePoint {
+                    load: 0.7,
+                    delay_ms: 10,
+                    drop: 0.0,
+                },
+                CurvePoint {
+                    load: 0.8,
+                    delay_ms: 50,
+                    drop: 0.0,
+                },
+                CurvePoint {
+                    load: 0.9,
+                    delay_ms: 200,
+                    drop: 0.25,
+                },
+                CurvePoint {
+                    load: 0.95,
+                    delay_ms: 400,
+                    drop: 0.75,
+                },
             ],
             high: 0.98,
             silence: Silence::Refuse,
@@ -157,7 +184,10 @@ impl Policy {
                 (lerp(f64::from(a.delay_ms), f64::from(b.delay_ms)), lerp(a.drop, b.drop))
             }
         };
-        Shape { delay_us: (delay_ms * 1000.0).round() as u32, drop_ppm: (drop * f64::from(PPM)).round() as u32 }
+        Shape {
+            delay_us: (delay_ms * 1000.0).round() as u32,
+            drop_ppm: (drop * f64::from(PPM)).round() as u32,
+        }
     }
 }
 
@@ -207,9 +237,27 @@ mod tests {
         p.validate().unwrap();
         assert_eq!(p.shape(0.0), Shape::default());
         assert_eq!(p.shape(0.5), Shape::default());
-        assert_eq!(p.shape(0.65), Shape { delay_us: 6000, drop_ppm: 0 });
-        assert_eq!(p.shape(0.9), Shape { delay_us: 200_000, drop_ppm: 250_000 });
-        assert_eq!(p.shape(0.97), Shape { delay_us: 400_000, drop_ppm: 750_000 });
+        assert_eq!(
+            p.shape(0.65),
+            Shape {
+                delay_us: 6000,
+                drop_ppm: 0
+            }
+        );
+        assert_eq!(
+            p.shape(0.9),
+            Shape {
+                delay_us: 200_000,
+                drop_ppm: 250_000
+            }
+        );
+        assert_eq!(
+            p.shape(0.97),
+            Shape {
+                delay_us: 400_000,
+                drop_ppm: 750_000
+            }
+        );
         assert!(p.shape(0.98).is_silent());
         assert!(p.shape(1.0).is_silent());
         assert_eq!(p.shedding_starts_at(), 0.5);
@@ -218,7 +266,14 @@ mod tests {
     #[test]
     fn parse_points() {
         let curve = Policy::parse_curve(["0.5:0", "0.8:50ms:0.1", "0.9:1s:0.5"]).unwrap();
-        assert_eq!(curve[1], CurvePoint { load: 0.8, delay_ms: 50, drop: 0.1 });
+        assert_eq!(
+            curve[1],
+            CurvePoint {
+                load: 0.8,
+                delay_ms: 50,
+                drop: 0.1
+            }
+        );
         assert_eq!(curve[2].delay_ms, 1000);
         assert_eq!(Policy::parse_curve(["0.8:0", "0.5:0"]), Err(PolicyError::Order));
         assert!(Policy::parse_curve(["1.5:0"]).is_err());
@@ -226,7 +281,11 @@ mod tests {
         assert!(Policy::parse_curve(["0.5:abc"]).is_err());
         assert!(Policy::parse_curve(["0.5:0:2"]).is_err());
         assert!(Policy::parse_curve(["0.5:0:0.1:x"]).is_err());
-        let p = Policy { curve, high: 0.85, silence: Silence::Drop };
+        let p = Policy {
+            curve,
+            high: 0.85,
+            silence: Silence::Drop,
+        };
         assert_eq!(p.validate(), Err(PolicyError::High(0.85)));
     }
 
@@ -235,8 +294,21 @@ mod tests {
         assert_eq!(decide(Shape::default(), Silence::Drop, 5), Action::Answer);
         assert_eq!(decide(Shape::SILENT, Silence::Refuse, 5), Action::Refuse);
         assert_eq!(decide(Shape::SILENT, Silence::Drop, 5), Action::Drop);
-        assert_eq!(decide(Shape { delay_us: 500, drop_ppm: 0 }, Silence::Drop, 5), Action::Delay { ms: 1 });
-        let shape = Shape { delay_us: 20_000, drop_ppm: 250_000 };
+        assert_eq!(
+            decide(
+                Shape {
+                    delay_us: 500,
+                    drop_ppm: 0
+                },
+                Silence::Drop,
+                5
+            ),
+            Action::Delay { ms: 1 }
+        );
+        let shape = Shape {
+            delay_us: 20_000,
+            drop_ppm: 250_000,
+        };
         let mut dropped = 0;
         let mut x = 0x1234_5678u32;
         for _ in 0..100_000 {

@@ -75,13 +75,37 @@ mod tests {
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let same_net: IpAddr = "192.0.2.200".parse().unwrap();
         let other: IpAddr = "198.51.100.1".parse().unwrap();
-        let results: Vec<Limit> = (0..10).map(|i| check(&t, 0, if i % 2 == 0 { a } else { same_net }, 100, 4, 2)).collect();
+        let results: Vec<Limit> = (0..10)
+            .map(|i| check(&t, 0, if i % 2 == 0 { a } else { same_net }, 100, 4, 2))
+            .collect();
         assert_eq!(&results[..4], &[Limit::Pass; 4]);
-        assert_eq!(&results[4..], &[Limit::Drop, Limit::Slip, Limit::Drop, Limit::Slip, Limit::Drop, Limit::Slip]);
-        assert_eq!(check(&t, 0, other, 100, 4, 2), Limit::Pass, "another network has its own count");
-        assert_eq!(check(&t, 1, a, 100, 4, 2), Limit::Pass, "another service has its own count");
+        assert_eq!(
+            &results[4..],
+            &[
+                Limit::Drop,
+                Limit::Slip,
+                Limit::Drop,
+                Limit::Slip,
+                Limit::Drop,
+                Limit::Slip
+            ]
+        );
+        assert_eq!(
+            check(&t, 0, other, 100, 4, 2),
+            Limit::Pass,
+            "another network has its own count"
+        );
+        assert_eq!(
+            check(&t, 1, a, 100, 4, 2),
+            Limit::Pass,
+            "another service has its own count"
+        );
         assert_eq!(check(&t, 0, a, 101, 4, 2), Limit::Pass, "a new second starts over");
-        assert_eq!(check(&t, 0, a, 102, 0, 0), Limit::Drop, "slip 0: never a truncated reply");
+        assert_eq!(
+            check(&t, 0, a, 102, 0, 0),
+            Limit::Drop,
+            "slip 0: never a truncated reply"
+        );
     }
 
     #[test]
@@ -91,6 +115,9 @@ mod tests {
         let c: IpAddr = "2001:db8:0:1ff::1".parse().unwrap();
         assert_eq!(network(a), network(b));
         assert_ne!(network(a), network(c));
-        assert_eq!(network("::ffff:192.0.2.9".parse().unwrap()), network("192.0.2.1".parse().unwrap()));
+        assert_eq!(
+            network("::ffff:192.0.2.9".parse().unwrap()),
+            network("192.0.2.1".parse().unwrap())
+        );
     }
 }

@@ -25,8 +25,14 @@ pub enum SettingError {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProbeTarget {
-    Http { addr: SocketAddr, path: String, host: String },
-    Tcp { addr: SocketAddr },
+    Http {
+        addr: SocketAddr,
+        path: String,
+        host: String,
+    },
+    Tcp {
+        addr: SocketAddr,
+    },
 }
 
 impl ProbeTarget {
@@ -70,14 +76,26 @@ pub fn parse_probe(args: &[&str]) -> Result<ProbeSettings, SettingError> {
         if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
             return Err(bad_url());
         }
-        ProbeTarget::Http { addr, path: path.to_string(), host: authority.to_string() }
+        ProbeTarget::Http {
+            addr,
+            path: path.to_string(),
+            host: authority.to_string(),
+        }
     } else if let Some(rest) = url.strip_prefix("tcp://") {
-        ProbeTarget::Tcp { addr: rest.parse().map_err(|_| bad_url())? }
+        ProbeTarget::Tcp {
+            addr: rest.parse().map_err(|_| bad_url())?,
+        }
     } else {
         return Err(bad_url());
     };
-    let mut probe =
-        ProbeSettings { target, interval_ms: 2000, timeout_ms: 1000, rise: 3, fall: 3, load_in: LoadIn::Nowhere };
+    let mut probe = ProbeSettings {
+        target,
+        interval_ms: 2000,
+        timeout_ms: 1000,
+        rise: 3,
+        fall: 3,
+        load_in: LoadIn::Nowhere,
+    };
     for arg in &args[1..] {
         let (key, value) = split_parameter(arg, &["interval", "timeout", "rise", "fall", "load", "host"])?;
         match key {
@@ -96,7 +114,9 @@ pub fn parse_probe(args: &[&str]) -> Result<ProbeSettings, SettingError> {
                     return Err(SettingError::LoadOnTcp);
                 }
                 probe.load_in = match value.split_once(':') {
-                    Some(("header", name)) if !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':') => {
+                    Some(("header", name))
+                        if !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':') =>
+                    {
                         LoadIn::Header(name.to_string())
                     }
                     None if value == "body" => LoadIn::Body,
@@ -141,7 +161,11 @@ pub struct FileSettings {
 }
 
 pub fn parse_file(args: &[&str]) -> Result<FileSettings, SettingError> {
-    let mut file = FileSettings { path: args[0].to_string(), grace_ms: 10_000, missing_is_bad: false };
+    let mut file = FileSettings {
+        path: args[0].to_string(),
+        grace_ms: 10_000,
+        missing_is_bad: false,
+    };
     if file.path.is_empty() {
         return Err(ConfigError::Parameter(String::new()).into());
     }
@@ -185,7 +209,11 @@ pub fn parse_shed(args: &[&str], silence: Silence) -> Result<Policy, SettingErro
             points.push(*arg);
         }
     }
-    let curve = if points.is_empty() { Policy::default().curve } else { Policy::parse_curve(points)? };
+    let curve = if points.is_empty() {
+        Policy::default().curve
+    } else {
+        Policy::parse_curve(points)?
+    };
     let policy = Policy { curve, high, silence };
     policy.validate()?;
     Ok(policy)
@@ -205,24 +233,58 @@ mod tests {
 
     #[test]
     fn probes() {
-        let p = parse_probe(&["http://127.0.0.1:8080/health", "interval=1s", "timeout=300ms", "rise=2", "fall=4"]).unwrap();
+        let p = parse_probe(&[
+            "http://127.0.0.1:8080/health",
+            "interval=1s",
+            "timeout=300ms",
+            "rise=2",
+            "fall=4",
+        ])
+        .unwrap();
         assert_eq!(
             p.target,
-            ProbeTarget::Http { addr: "127.0.0.1:8080".parse().unwrap(), path: "/health".into(), host: "127.0.0.1:8080".into() }
+            ProbeTarget::Http {
+                addr: "127.0.0.1:8080".parse().unwrap(),
+                path: "/health".into(),
+                host: "127.0.0.1:8080".into()
+            }
         );
         assert_eq!((p.interval_ms, p.timeout_ms, p.rise, p.fall), (1000, 300, 2, 4));
         let req = String::from_utf8(p.target.request()).unwrap();
         assert!(req.starts_with("GET /health HTTP/1.0\r\nHost: 127.0.0.1:8080\r\n"));
         let p = parse_probe(&["http://[::1]:80", "load=header:X-Load", "host=app.example"]).unwrap();
         assert_eq!(p.load_in, LoadIn::Header("X-Load".into()));
-        assert!(matches!(p.target, ProbeTarget::Http { ref path, ref host, .. } if path == "/" && host == "app.example"));
-        assert_eq!(parse_probe(&["http://127.0.0.1:80/", "load=body"]).unwrap().load_in, LoadIn::Body);
-        assert!(matches!(parse_probe(&["tcp://127.0.0.1:5432"]).unwrap().target, ProbeTarget::Tcp { .. }));
-        assert!(matches!(parse_probe(&["http://localhost:80/"]), Err(SettingError::Url(_))));
-        assert!(matches!(parse_probe(&["ftp://127.0.0.1:21"]), Err(SettingError::Url(_))));
-        assert!(matches!(parse_probe(&["tcp://127.0.0.1:1", "load=body"]), Err(SettingError::LoadOnTcp)));
-        assert!(matches!(parse_probe(&["tcp://127.0.0.1:1", "rise=0"]), Err(SettingError::Range(..))));
-        assert_eq!(parse_probe(&["tcp://127.0.0.1:1", "interval=1s", "timeout=1s"]), Err(SettingError::Timeout));
+        assert!(
+            matches!(p.target, ProbeTarget::Http { ref path, ref host, .. } if path == "/" && host == "app.example")
+        );
+        assert_eq!(
+            parse_probe(&["http://127.0.0.1:80/", "load=body"]).unwrap().load_in,
+            LoadIn::Body
+        );
+        assert!(matches!(
+            parse_probe(&["tcp://127.0.0.1:5432"]).unwrap().target,
+            ProbeTarget::Tcp { .. }
+        ));
+        assert!(matches!(
+            parse_probe(&["http://localhost:80/"]),
+            Err(SettingError::Url(_))
+        ));
+        assert!(matches!(
+            parse_probe(&["ftp://127.0.0.1:21"]),
+            Err(SettingError::Url(_))
+        ));
+        assert!(matches!(
+            parse_probe(&["tcp://127.0.0.1:1", "load=body"]),
+            Err(SettingError::LoadOnTcp)
+        ));
+        assert!(matches!(
+            parse_probe(&["tcp://127.0.0.1:1", "rise=0"]),
+            Err(SettingError::Range(..))
+        ));
+        assert_eq!(
+            parse_probe(&["tcp://127.0.0.1:1", "interval=1s", "timeout=1s"]),
+            Err(SettingError::Timeout)
+        );
         assert!(parse_probe(&["tcp://127.0.0.1:1", "bogus=1"]).is_err());
     }
 
@@ -236,7 +298,10 @@ mod tests {
         let p = parse_shed(&["0.5:0", "0.9:100ms:0.5", "high=0.95"], Silence::Refuse).unwrap();
         assert_eq!((p.curve.len(), p.high, p.silence), (2, 0.95, Silence::Refuse));
         assert!(parse_shed(&["0.5:0", "high=0.4"], Silence::Drop).is_err());
-        assert_eq!(parse_shed(&["high=0.99"], Silence::Drop).unwrap().curve, Policy::default().curve);
+        assert_eq!(
+            parse_shed(&["high=0.99"], Silence::Drop).unwrap().curve,
+            Policy::default().curve
+        );
         assert!(parse_silence("refuse").is_ok() && parse_silence("never").is_err());
     }
 }

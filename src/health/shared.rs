@@ -41,7 +41,14 @@ impl Source {
 pub const NOT_CONFIGURED: i32 = i32::MIN;
 
 /// Query types counted separately; everything else is `other`.
-pub const QTYPES: [(u16, &str); 6] = [(1, "A"), (28, "AAAA"), (2, "NS"), (6, "SOA"), (255, "ANY"), (0, "other")];
+pub const QTYPES: [(u16, &str); 6] = [
+    (1, "A"),
+    (28, "AAAA"),
+    (2, "NS"),
+    (6, "SOA"),
+    (255, "ANY"),
+    (0, "other"),
+];
 /// Response codes counted separately.
 pub const RCODES: [(u16, &str); 7] = [
     (0, "NOERROR"),
@@ -107,7 +114,10 @@ pub struct Counters {
 impl Counters {
     pub fn query(&self, tcp: bool, qtype: Option<u16>) {
         if tcp { &self.queries_tcp } else { &self.queries_udp }.fetch_add(1, Relaxed);
-        let i = QTYPES.iter().position(|(t, _)| Some(*t) == qtype).unwrap_or(QTYPES.len() - 1);
+        let i = QTYPES
+            .iter()
+            .position(|(t, _)| Some(*t) == qtype)
+            .unwrap_or(QTYPES.len() - 1);
         self.qtype[i].fetch_add(1, Relaxed);
     }
 
@@ -179,20 +189,29 @@ impl ServiceSlot {
     pub fn try_lead(&self, now_ms: u64, interval_ms: u64) -> bool {
         let due = self.next_tick_ms.load(Relaxed);
         now_ms >= due
-            && self.next_tick_ms.compare_exchange(due, now_ms + interval_ms, Relaxed, Relaxed).is_ok()
+            && self
+                .next_tick_ms
+                .compare_exchange(due, now_ms + interval_ms, Relaxed, Relaxed)
+                .is_ok()
     }
 
     /// Claims the next probe, like `try_lead`.
     pub fn try_probe(&self, now_ms: u64, interval_ms: u64) -> bool {
         let due = self.next_probe_ms.load(Relaxed);
         now_ms >= due
-            && self.next_probe_ms.compare_exchange(due, now_ms + interval_ms, Relaxed, Relaxed).is_ok()
+            && self
+                .next_probe_ms
+                .compare_exchange(due, now_ms + interval_ms, Relaxed, Relaxed)
+                .is_ok()
     }
 
     /// Hands a finished probe's result to the leader.
     pub fn post_probe_result(&self, ok: bool, load: Option<f64>) {
         self.probe_ok.store(u32::from(ok), Relaxed);
-        self.probe_load_milli.store(load.map_or(-1, |l| (l.clamp(0.0, 1.0) * 1000.0).round() as i32), Relaxed);
+        self.probe_load_milli.store(
+            load.map_or(-1, |l| (l.clamp(0.0, 1.0) * 1000.0).round() as i32),
+            Relaxed,
+        );
         self.probe_seq.fetch_add(1, std::sync::atomic::Ordering::Release);
     }
 
@@ -204,7 +223,10 @@ impl ServiceSlot {
         }
         self.probe_consumed.store(seq, Relaxed);
         let load = self.probe_load_milli.load(Relaxed);
-        Some((self.probe_ok.load(Relaxed) == 1, (load >= 0).then(|| f64::from(load) / 1000.0)))
+        Some((
+            self.probe_ok.load(Relaxed) == 1,
+            (load >= 0).then(|| f64::from(load) / 1000.0),
+        ))
     }
 
     /// Leader state.
@@ -219,7 +241,13 @@ impl ServiceSlot {
 
     fn reset(&self) {
         // SAFETY: called only while one process sets up the table.
-        unsafe { std::ptr::write_bytes(self as *const ServiceSlot as *mut u8, 0, std::mem::size_of::<ServiceSlot>()) };
+        unsafe {
+            std::ptr::write_bytes(
+                self as *const ServiceSlot as *mut u8,
+                0,
+                std::mem::size_of::<ServiceSlot>(),
+            )
+        };
     }
 }
 
@@ -277,9 +305,10 @@ impl Table {
                 out.push(i);
                 continue;
             }
-            let free = self.slots.iter().enumerate().position(|(i, s)| {
-                !out.contains(&i) && (s.name().is_empty() || !names.iter().any(|n| *n == s.name()))
-            });
+            let free =
+                self.slots.iter().enumerate().position(|(i, s)| {
+                    !out.contains(&i) && (s.name().is_empty() || !names.iter().any(|n| *n == s.name()))
+                });
             let Some(i) = free else { return Err(TableFull) };
             let slot = &self.slots[i];
             slot.reset();
@@ -311,7 +340,9 @@ mod tests {
         assert_eq!(second[0], first[1]);
         assert_eq!(table.slots[second[0]].counters.queries_udp.load(Relaxed), 5);
         assert_eq!(table.slots[second[1]].name(), b"new.example.com");
-        let many: Vec<Vec<u8>> = (0..MAX_SERVICES + 1).map(|i| format!("s{i}.example").into_bytes()).collect();
+        let many: Vec<Vec<u8>> = (0..MAX_SERVICES + 1)
+            .map(|i| format!("s{i}.example").into_bytes())
+            .collect();
         let refs: Vec<&[u8]> = many.iter().map(Vec::as_slice).collect();
         assert_eq!(unsafe { table.assign(&refs) }, Err(TableFull));
     }

@@ -49,7 +49,13 @@ pub enum FileCondition {
 }
 
 impl FileTracker {
-    pub fn update(&mut self, read: FileRead, now_ms: u64, grace_ms: u64, missing_is_bad: bool) -> (Reading, FileCondition) {
+    pub fn update(
+        &mut self,
+        read: FileRead,
+        now_ms: u64,
+        grace_ms: u64,
+        missing_is_bad: bool,
+    ) -> (Reading, FileCondition) {
         let condition = match read {
             FileRead::Content(Some(reading)) => {
                 self.last_good = reading.to_i32();
@@ -71,7 +77,10 @@ impl FileTracker {
         if now_ms.saturating_sub(self.bad_since_ms) >= grace_ms {
             (Reading::Down, condition)
         } else {
-            (Reading::from_i32(self.last_good).unwrap_or(Reading::Load(0.0)), condition)
+            (
+                Reading::from_i32(self.last_good).unwrap_or(Reading::Load(0.0)),
+                condition,
+            )
         }
     }
 }
@@ -79,7 +88,9 @@ impl FileTracker {
 /// Outcome of an HTTP probe response.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ProbeVerdict {
-    Healthy { load: Option<f64> },
+    Healthy {
+        load: Option<f64>,
+    },
     /// A complete response that says unhealthy (non-2xx) or is garbage.
     Unhealthy,
     /// More bytes are needed to decide.
@@ -101,18 +112,28 @@ pub enum LoadIn {
 /// whole.
 pub fn judge_http_response(response: &[u8], load_in: &LoadIn, complete: bool) -> ProbeVerdict {
     let Some(head_end) = find(response, b"\r\n\r\n") else {
-        return if complete { ProbeVerdict::Unhealthy } else { ProbeVerdict::Incomplete };
+        return if complete {
+            ProbeVerdict::Unhealthy
+        } else {
+            ProbeVerdict::Incomplete
+        };
     };
     let head = &response[..head_end];
-    let Ok(head) = std::str::from_utf8(head) else { return ProbeVerdict::Unhealthy };
+    let Ok(head) = std::str::from_utf8(head) else {
+        return ProbeVerdict::Unhealthy;
+    };
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or("");
     let mut parts = status_line.split(' ');
-    let (Some(version), Some(code)) = (parts.next(), parts.next()) else { return ProbeVerdict::Unhealthy };
+    let (Some(version), Some(code)) = (parts.next(), parts.next()) else {
+        return ProbeVerdict::Unhealthy;
+    };
     if !version.starts_with("HTTP/1.") || code.len() != 3 {
         return ProbeVerdict::Unhealthy;
     }
-    let Ok(code) = code.parse::<u16>() else { return ProbeVerdict::Unhealthy };
+    let Ok(code) = code.parse::<u16>() else {
+        return ProbeVerdict::Unhealthy;
+    };
     if !(200..300).contains(&code) {
         return ProbeVerdict::Unhealthy;
     }
@@ -127,7 +148,10 @@ pub fn judge_http_response(response: &[u8], load_in: &LoadIn, complete: bool) ->
                 return ProbeVerdict::Incomplete;
             }
             let body = &response[head_end + 4..];
-            std::str::from_utf8(body).ok().and_then(|b| b.split_whitespace().next()).and_then(parse_load)
+            std::str::from_utf8(body)
+                .ok()
+                .and_then(|b| b.split_whitespace().next())
+                .and_then(parse_load)
         }
     };
     if load_in != &LoadIn::Nowhere && load.is_none() {
@@ -183,7 +207,11 @@ pub fn upstream_reading(peers: &[PeerState], capacity: Option<u64>) -> Reading {
     }
     let (mut conns, mut cap) = (0u64, 0u64);
     for p in &usable {
-        let peer_cap = if p.max_conns > 0 { p.max_conns } else { capacity.unwrap_or(0) };
+        let peer_cap = if p.max_conns > 0 {
+            p.max_conns
+        } else {
+            capacity.unwrap_or(0)
+        };
         if peer_cap == 0 {
             continue;
         }
@@ -216,12 +244,26 @@ mod tests {
     #[test]
     fn file_grace_period() {
         let mut f = FileTracker::default();
-        assert_eq!(f.update(FileRead::Missing, 100, 5000, false), (Reading::Load(0.0), FileCondition::Missing));
-        assert_eq!(f.update(FileRead::Content(Some(Reading::Load(0.4))), 200, 5000, false).0, Reading::Load(0.4));
-        assert_eq!(f.update(FileRead::Content(None), 300, 5000, false), (Reading::Load(0.4), FileCondition::Unparseable));
+        assert_eq!(
+            f.update(FileRead::Missing, 100, 5000, false),
+            (Reading::Load(0.0), FileCondition::Missing)
+        );
+        assert_eq!(
+            f.update(FileRead::Content(Some(Reading::Load(0.4))), 200, 5000, false)
+                .0,
+            Reading::Load(0.4)
+        );
+        assert_eq!(
+            f.update(FileRead::Content(None), 300, 5000, false),
+            (Reading::Load(0.4), FileCondition::Unparseable)
+        );
         assert_eq!(f.update(FileRead::Unreadable, 5000, 5000, false).0, Reading::Load(0.4));
         assert_eq!(f.update(FileRead::Unreadable, 5300, 5000, false).0, Reading::Down);
-        assert_eq!(f.update(FileRead::Content(Some(Reading::Load(0.1))), 5400, 5000, false).0, Reading::Load(0.1));
+        assert_eq!(
+            f.update(FileRead::Content(Some(Reading::Load(0.1))), 5400, 5000, false)
+                .0,
+            Reading::Load(0.1)
+        );
         assert_eq!(f.update(FileRead::Missing, 6000, 1000, true).0, Reading::Load(0.1));
         assert_eq!(f.update(FileRead::Missing, 7000, 1000, true).0, Reading::Down);
     }
@@ -230,18 +272,45 @@ mod tests {
     fn http_responses() {
         let none = LoadIn::Nowhere;
         let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-        assert_eq!(judge_http_response(ok, &none, false), ProbeVerdict::Healthy { load: None });
-        assert_eq!(judge_http_response(b"HTTP/1.1 503 Busy\r\n\r\n", &none, false), ProbeVerdict::Unhealthy);
-        assert_eq!(judge_http_response(b"HTTP/1.1 200 OK\r\nX-", &none, false), ProbeVerdict::Incomplete);
-        assert_eq!(judge_http_response(b"HTTP/1.1 200 OK\r\nX-", &none, true), ProbeVerdict::Unhealthy);
-        assert_eq!(judge_http_response(b"garbage\r\n\r\n", &none, false), ProbeVerdict::Unhealthy);
-        assert_eq!(judge_http_response(b"HTTP/1.1 2000 OK\r\n\r\n", &none, false), ProbeVerdict::Unhealthy);
+        assert_eq!(
+            judge_http_response(ok, &none, false),
+            ProbeVerdict::Healthy { load: None }
+        );
+        assert_eq!(
+            judge_http_response(b"HTTP/1.1 503 Busy\r\n\r\n", &none, false),
+            ProbeVerdict::Unhealthy
+        );
+        assert_eq!(
+            judge_http_response(b"HTTP/1.1 200 OK\r\nX-", &none, false),
+            ProbeVerdict::Incomplete
+        );
+        assert_eq!(
+            judge_http_response(b"HTTP/1.1 200 OK\r\nX-", &none, true),
+            ProbeVerdict::Unhealthy
+        );
+        assert_eq!(
+            judge_http_response(b"garbage\r\n\r\n", &none, false),
+            ProbeVerdict::Unhealthy
+        );
+        assert_eq!(
+            judge_http_response(b"HTTP/1.1 2000 OK\r\n\r\n", &none, false),
+            ProbeVerdict::Unhealthy
+        );
         let header = LoadIn::Header("x-load".into());
         let with = b"HTTP/1.0 204 No Content\r\nX-Load: 0.75\r\n\r\n";
-        assert_eq!(judge_http_response(with, &header, false), ProbeVerdict::Healthy { load: Some(0.75) });
+        assert_eq!(
+            judge_http_response(with, &header, false),
+            ProbeVerdict::Healthy { load: Some(0.75) }
+        );
         let body = b"HTTP/1.1 200 OK\r\n\r\n0.3\n";
-        assert_eq!(judge_http_response(body, &LoadIn::Body, false), ProbeVerdict::Incomplete);
-        assert_eq!(judge_http_response(body, &LoadIn::Body, true), ProbeVerdict::Healthy { load: Some(0.3) });
+        assert_eq!(
+            judge_http_response(body, &LoadIn::Body, false),
+            ProbeVerdict::Incomplete
+        );
+        assert_eq!(
+            judge_http_response(body, &LoadIn::Body, true),
+            ProbeVerdict::Healthy { load: Some(0.3) }
+        );
     }
 
     #[test]
@@ -255,13 +324,49 @@ mod tests {
 
     #[test]
     fn upstream_load() {
-        let peer = |conns, max_conns| PeerState { conns, max_conns, down: false, failed: false, backup: false };
+        let peer = |conns, max_conns| PeerState {
+            conns,
+            max_conns,
+            down: false,
+            failed: false,
+            backup: false,
+        };
         assert_eq!(upstream_reading(&[peer(256, 512)], None), Reading::Load(0.5));
         assert_eq!(upstream_reading(&[peer(10, 0)], Some(20)), Reading::Load(0.5));
         assert_eq!(upstream_reading(&[peer(10, 0)], None), Reading::Load(0.0));
-        assert_eq!(upstream_reading(&[peer(5, 10), PeerState { down: true, ..peer(0, 10) }], None), Reading::Load(0.5));
-        assert_eq!(upstream_reading(&[PeerState { failed: true, ..peer(0, 10) }], None), Reading::Down);
-        assert_eq!(upstream_reading(&[PeerState { backup: true, ..peer(0, 10) }], None), Reading::Down);
+        assert_eq!(
+            upstream_reading(
+                &[
+                    peer(5, 10),
+                    PeerState {
+                        down: true,
+                        ..peer(0, 10)
+                    }
+                ],
+                None
+            ),
+            Reading::Load(0.5)
+        );
+        assert_eq!(
+            upstream_reading(
+                &[PeerState {
+                    failed: true,
+                    ..peer(0, 10)
+                }],
+                None
+            ),
+            Reading::Down
+        );
+        assert_eq!(
+            upstream_reading(
+                &[PeerState {
+                    backup: true,
+                    ..peer(0, 10)
+                }],
+                None
+            ),
+            Reading::Down
+        );
         assert_eq!(upstream_reading(&[], None), Reading::Down);
     }
 }

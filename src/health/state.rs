@@ -36,7 +36,13 @@ impl State {
         }
     }
 
-    pub const ALL: [State; 5] = [State::Starting, State::Ready, State::Shedding, State::Down, State::Draining];
+    pub const ALL: [State; 5] = [
+        State::Starting,
+        State::Ready,
+        State::Shedding,
+        State::Down,
+        State::Draining,
+    ];
 }
 
 /// One source's opinion.
@@ -93,7 +99,13 @@ pub const LOAD_MARGIN: f64 = 0.05;
 
 impl Default for Evaluator {
     fn default() -> Self {
-        Evaluator { smoothed: 0.0, last_ms: 0, state: State::Starting as u32, overloaded: 0, initialized: 0 }
+        Evaluator {
+            smoothed: 0.0,
+            last_ms: 0,
+            state: State::Starting as u32,
+            overloaded: 0,
+            initialized: 0,
+        }
     }
 }
 
@@ -143,7 +155,11 @@ impl Evaluator {
         } else if smoothed < policy.high - LOAD_MARGIN {
             self.overloaded = 0;
         }
-        let shedding = if was == State::Shedding { smoothed >= start - LOAD_MARGIN } else { smoothed >= start };
+        let shedding = if was == State::Shedding {
+            smoothed >= start - LOAD_MARGIN
+        } else {
+            smoothed >= start
+        };
 
         let state = if drain {
             State::Draining
@@ -164,7 +180,11 @@ impl Evaluator {
             State::Shedding => policy.shape(smoothed),
             State::Starting | State::Down | State::Draining => Shape::SILENT,
         };
-        Verdict { state, load: smoothed, shape }
+        Verdict {
+            state,
+            load: smoothed,
+            shape,
+        }
     }
 }
 
@@ -218,11 +238,33 @@ mod tests {
     fn worst_reading_wins() {
         let policy = Policy::default();
         let mut e = Evaluator::default();
-        let v = e.update(0, &[(Reading::Load(0.1), true), (Reading::Load(0.3), false)], 0, &policy);
+        let v = e.update(
+            0,
+            &[(Reading::Load(0.1), true), (Reading::Load(0.3), false)],
+            0,
+            &policy,
+        );
         assert_eq!((v.state, v.load), (State::Ready, 0.3));
-        assert_eq!(e.update(1, &[(Reading::Load(0.1), true), (Reading::Down, false)], 0, &policy).state, State::Down);
-        assert_eq!(e.update(2, &[(Reading::Down, false), (Reading::Drain, false)], 0, &policy).state, State::Draining);
-        assert_eq!(e.update(3, &[(Reading::Starting, false), (Reading::Load(0.0), false)], 0, &policy).state, State::Starting);
+        assert_eq!(
+            e.update(1, &[(Reading::Load(0.1), true), (Reading::Down, false)], 0, &policy)
+                .state,
+            State::Down
+        );
+        assert_eq!(
+            e.update(2, &[(Reading::Down, false), (Reading::Drain, false)], 0, &policy)
+                .state,
+            State::Draining
+        );
+        assert_eq!(
+            e.update(
+                3,
+                &[(Reading::Starting, false), (Reading::Load(0.0), false)],
+                0,
+                &policy
+            )
+            .state,
+            State::Starting
+        );
         let v = e.update(4, &[(Reading::Load(0.9), true)], 0, &policy);
         assert_eq!(v.state, State::Shedding);
         assert_eq!(v.shape, policy.shape(0.9));
@@ -240,9 +282,19 @@ mod tests {
         let v = e.update(5000, &[(Reading::Load(1.0), true)], 1000, &policy);
         assert!(v.load > 0.98);
         // A stated figure applies at once, whatever the smoothed load.
-        let v = e.update(5250, &[(Reading::Load(0.0), true), (Reading::Load(0.6), false)], 1000, &policy);
+        let v = e.update(
+            5250,
+            &[(Reading::Load(0.0), true), (Reading::Load(0.6), false)],
+            1000,
+            &policy,
+        );
         assert!(v.load >= 0.6, "{}", v.load);
-        let v = e.update(30000, &[(Reading::Load(0.0), true), (Reading::Load(0.6), false)], 1000, &policy);
+        let v = e.update(
+            30000,
+            &[(Reading::Load(0.0), true), (Reading::Load(0.6), false)],
+            1000,
+            &policy,
+        );
         assert_eq!(v.load, 0.6);
     }
 
@@ -250,14 +302,32 @@ mod tests {
     fn hysteresis_on_thresholds() {
         let policy = Policy::default();
         let mut e = Evaluator::default();
-        assert_eq!(e.update(0, &[(Reading::Load(0.52), true)], 0, &policy).state, State::Shedding);
+        assert_eq!(
+            e.update(0, &[(Reading::Load(0.52), true)], 0, &policy).state,
+            State::Shedding
+        );
         // Back just under the start: still shedding (within the margin).
-        assert_eq!(e.update(1, &[(Reading::Load(0.47), true)], 0, &policy).state, State::Shedding);
-        assert_eq!(e.update(2, &[(Reading::Load(0.44), true)], 0, &policy).state, State::Ready);
+        assert_eq!(
+            e.update(1, &[(Reading::Load(0.47), true)], 0, &policy).state,
+            State::Shedding
+        );
+        assert_eq!(
+            e.update(2, &[(Reading::Load(0.44), true)], 0, &policy).state,
+            State::Ready
+        );
         // Silent above the high mark until the load is well below it.
-        assert!(e.update(3, &[(Reading::Load(0.99), true)], 0, &policy).shape.is_silent());
-        assert!(e.update(4, &[(Reading::Load(0.95), true)], 0, &policy).shape.is_silent());
-        assert!(!e.update(5, &[(Reading::Load(0.92), true)], 0, &policy).shape.is_silent());
+        assert!(e
+            .update(3, &[(Reading::Load(0.99), true)], 0, &policy)
+            .shape
+            .is_silent());
+        assert!(e
+            .update(4, &[(Reading::Load(0.95), true)], 0, &policy)
+            .shape
+            .is_silent());
+        assert!(!e
+            .update(5, &[(Reading::Load(0.92), true)], 0, &policy)
+            .shape
+            .is_silent());
     }
 
     #[test]
@@ -286,7 +356,14 @@ mod tests {
 
     #[test]
     fn reading_encoding_round_trips() {
-        for r in [Reading::Load(0.0), Reading::Load(0.5), Reading::Load(1.0), Reading::Down, Reading::Drain, Reading::Starting] {
+        for r in [
+            Reading::Load(0.0),
+            Reading::Load(0.5),
+            Reading::Load(1.0),
+            Reading::Down,
+            Reading::Drain,
+            Reading::Starting,
+        ] {
             assert_eq!(Reading::from_i32(r.to_i32()), Some(r));
         }
         assert_eq!(Reading::from_i32(-1), None);

@@ -32,34 +32,86 @@ pub fn prometheus(slots: &[&ServiceSlot]) -> String {
     let family = |out: &mut String, metric: &str, kind: &str, help: &str| {
         let _ = writeln!(out, "# HELP {metric} {help}\n# TYPE {metric} {kind}");
     };
-    family(&mut out, "dns_service_state", "gauge", "1 for the service's current state.");
+    family(
+        &mut out,
+        "dns_service_state",
+        "gauge",
+        "1 for the service's current state.",
+    );
     for s in slots {
         let current = State::from_u32(s.state.load(Relaxed));
         for state in State::ALL {
-            let _ = writeln!(out, "dns_service_state{{service=\"{}\",state=\"{}\"}} {}", name(s), state.name(), u8::from(state == current));
+            let _ = writeln!(
+                out,
+                "dns_service_state{{service=\"{}\",state=\"{}\"}} {}",
+                name(s),
+                state.name(),
+                u8::from(state == current)
+            );
         }
     }
     family(&mut out, "dns_service_load", "gauge", "Smoothed load, 0 to 1.");
     for s in slots {
-        let _ = writeln!(out, "dns_service_load{{service=\"{}\"}} {:.3}", name(s), f64::from(s.load_milli.load(Relaxed)) / 1000.0);
+        let _ = writeln!(
+            out,
+            "dns_service_load{{service=\"{}\"}} {:.3}",
+            name(s),
+            f64::from(s.load_milli.load(Relaxed)) / 1000.0
+        );
     }
-    family(&mut out, "dns_service_delay_seconds", "gauge", "Current delay of answers.");
+    family(
+        &mut out,
+        "dns_service_delay_seconds",
+        "gauge",
+        "Current delay of answers.",
+    );
     for s in slots {
-        let _ = writeln!(out, "dns_service_delay_seconds{{service=\"{}\"}} {:.6}", name(s), f64::from(s.delay_us.load(Relaxed)) / 1e6);
+        let _ = writeln!(
+            out,
+            "dns_service_delay_seconds{{service=\"{}\"}} {:.6}",
+            name(s),
+            f64::from(s.delay_us.load(Relaxed)) / 1e6
+        );
     }
-    family(&mut out, "dns_service_drop_ratio", "gauge", "Current probability of dropping an answer.");
+    family(
+        &mut out,
+        "dns_service_drop_ratio",
+        "gauge",
+        "Current probability of dropping an answer.",
+    );
     for s in slots {
-        let _ = writeln!(out, "dns_service_drop_ratio{{service=\"{}\"}} {:.6}", name(s), f64::from(s.drop_ppm.load(Relaxed)) / 1e6);
+        let _ = writeln!(
+            out,
+            "dns_service_drop_ratio{{service=\"{}\"}} {:.6}",
+            name(s),
+            f64::from(s.drop_ppm.load(Relaxed)) / 1e6
+        );
     }
-    family(&mut out, "dns_service_source_load", "gauge", "Last load reading of each configured source (when it reports one).");
+    family(
+        &mut out,
+        "dns_service_source_load",
+        "gauge",
+        "Last load reading of each configured source (when it reports one).",
+    );
     for s in slots {
         for source in Source::ALL {
             if let Some(Reading::Load(l)) = reading_of(s, source) {
-                let _ = writeln!(out, "dns_service_source_load{{service=\"{}\",source=\"{}\"}} {:.3}", name(s), source.name(), l);
+                let _ = writeln!(
+                    out,
+                    "dns_service_source_load{{service=\"{}\",source=\"{}\"}} {:.3}",
+                    name(s),
+                    source.name(),
+                    l
+                );
             }
         }
     }
-    family(&mut out, "dns_service_source_status", "gauge", "1 for each configured source's current status.");
+    family(
+        &mut out,
+        "dns_service_source_status",
+        "gauge",
+        "1 for each configured source's current status.",
+    );
     for s in slots {
         for source in Source::ALL {
             if let Some(r) = reading_of(s, source) {
@@ -73,38 +125,128 @@ pub fn prometheus(slots: &[&ServiceSlot]) -> String {
             }
         }
     }
-    family(&mut out, "dns_service_queries_total", "counter", "Queries received, by transport.");
+    family(
+        &mut out,
+        "dns_service_queries_total",
+        "counter",
+        "Queries received, by transport.",
+    );
     for s in slots {
         let c = &s.counters;
-        let _ = writeln!(out, "dns_service_queries_total{{service=\"{}\",transport=\"udp\"}} {}", name(s), c.queries_udp.load(Relaxed));
-        let _ = writeln!(out, "dns_service_queries_total{{service=\"{}\",transport=\"tcp\"}} {}", name(s), c.queries_tcp.load(Relaxed));
+        let _ = writeln!(
+            out,
+            "dns_service_queries_total{{service=\"{}\",transport=\"udp\"}} {}",
+            name(s),
+            c.queries_udp.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "dns_service_queries_total{{service=\"{}\",transport=\"tcp\"}} {}",
+            name(s),
+            c.queries_tcp.load(Relaxed)
+        );
     }
-    family(&mut out, "dns_service_queries_by_type_total", "counter", "Queries received, by query type.");
+    family(
+        &mut out,
+        "dns_service_queries_by_type_total",
+        "counter",
+        "Queries received, by query type.",
+    );
     for s in slots {
         for (i, (_, t)) in QTYPES.iter().enumerate() {
-            let _ = writeln!(out, "dns_service_queries_by_type_total{{service=\"{}\",qtype=\"{t}\"}} {}", name(s), s.counters.qtype[i].load(Relaxed));
+            let _ = writeln!(
+                out,
+                "dns_service_queries_by_type_total{{service=\"{}\",qtype=\"{t}\"}} {}",
+                name(s),
+                s.counters.qtype[i].load(Relaxed)
+            );
         }
     }
-    family(&mut out, "dns_service_responses_total", "counter", "Responses sent, by response code.");
+    family(
+        &mut out,
+        "dns_service_responses_total",
+        "counter",
+        "Responses sent, by response code.",
+    );
     for s in slots {
         for (i, (_, r)) in RCODES.iter().enumerate() {
-            let _ = writeln!(out, "dns_service_responses_total{{service=\"{}\",rcode=\"{r}\"}} {}", name(s), s.counters.rcode[i].load(Relaxed));
+            let _ = writeln!(
+                out,
+                "dns_service_responses_total{{service=\"{}\",rcode=\"{r}\"}} {}",
+                name(s),
+                s.counters.rcode[i].load(Relaxed)
+            );
         }
     }
-    family(&mut out, "dns_service_answered_total", "counter", "Responses sent without delay.");
-    family(&mut out, "dns_service_delayed_total", "counter", "Responses sent after a shedding delay.");
-    family(&mut out, "dns_service_truncated_total", "counter", "UDP responses sent truncated (TC=1).");
-    family(&mut out, "dns_service_refused_by_policy_total", "counter", "REFUSED sent because the service was silent.");
-    family(&mut out, "dns_service_slipped_total", "counter", "Truncated replies sent instead of rate-limited responses.");
+    family(
+        &mut out,
+        "dns_service_answered_total",
+        "counter",
+        "Responses sent without delay.",
+    );
+    family(
+        &mut out,
+        "dns_service_delayed_total",
+        "counter",
+        "Responses sent after a shedding delay.",
+    );
+    family(
+        &mut out,
+        "dns_service_truncated_total",
+        "counter",
+        "UDP responses sent truncated (TC=1).",
+    );
+    family(
+        &mut out,
+        "dns_service_refused_by_policy_total",
+        "counter",
+        "REFUSED sent because the service was silent.",
+    );
+    family(
+        &mut out,
+        "dns_service_slipped_total",
+        "counter",
+        "Truncated replies sent instead of rate-limited responses.",
+    );
     for s in slots {
         let c = &s.counters;
-        let _ = writeln!(out, "dns_service_answered_total{{service=\"{}\"}} {}", name(s), c.answered.load(Relaxed));
-        let _ = writeln!(out, "dns_service_delayed_total{{service=\"{}\"}} {}", name(s), c.delayed.load(Relaxed));
-        let _ = writeln!(out, "dns_service_truncated_total{{service=\"{}\"}} {}", name(s), c.truncated.load(Relaxed));
-        let _ = writeln!(out, "dns_service_refused_by_policy_total{{service=\"{}\"}} {}", name(s), c.refused_by_policy.load(Relaxed));
-        let _ = writeln!(out, "dns_service_slipped_total{{service=\"{}\"}} {}", name(s), c.slipped.load(Relaxed));
+        let _ = writeln!(
+            out,
+            "dns_service_answered_total{{service=\"{}\"}} {}",
+            name(s),
+            c.answered.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "dns_service_delayed_total{{service=\"{}\"}} {}",
+            name(s),
+            c.delayed.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "dns_service_truncated_total{{service=\"{}\"}} {}",
+            name(s),
+            c.truncated.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "dns_service_refused_by_policy_total{{service=\"{}\"}} {}",
+            name(s),
+            c.refused_by_policy.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "dns_service_slipped_total{{service=\"{}\"}} {}",
+            name(s),
+            c.slipped.load(Relaxed)
+        );
     }
-    family(&mut out, "dns_service_dropped_total", "counter", "Queries left unanswered, by reason.");
+    family(
+        &mut out,
+        "dns_service_dropped_total",
+        "counter",
+        "Queries left unanswered, by reason.",
+    );
     for s in slots {
         for reason in DropReason::ALL {
             let _ = writeln!(
@@ -149,13 +291,28 @@ pub fn json(slots: &[&ServiceSlot]) -> String {
             }
             out.push('}');
         }
-        let _ = write!(out, "}},\"queries\":{{\"udp\":{},\"tcp\":{},\"by_type\":{{", c.queries_udp.load(Relaxed), c.queries_tcp.load(Relaxed));
+        let _ = write!(
+            out,
+            "}},\"queries\":{{\"udp\":{},\"tcp\":{},\"by_type\":{{",
+            c.queries_udp.load(Relaxed),
+            c.queries_tcp.load(Relaxed)
+        );
         for (i, (_, t)) in QTYPES.iter().enumerate() {
-            let _ = write!(out, "{}\"{t}\":{}", if i > 0 { "," } else { "" }, c.qtype[i].load(Relaxed));
+            let _ = write!(
+                out,
+                "{}\"{t}\":{}",
+                if i > 0 { "," } else { "" },
+                c.qtype[i].load(Relaxed)
+            );
         }
         out.push_str("}},\"responses\":{");
         for (i, (_, r)) in RCODES.iter().enumerate() {
-            let _ = write!(out, "{}\"{r}\":{}", if i > 0 { "," } else { "" }, c.rcode[i].load(Relaxed));
+            let _ = write!(
+                out,
+                "{}\"{r}\":{}",
+                if i > 0 { "," } else { "" },
+                c.rcode[i].load(Relaxed)
+            );
         }
         let _ = write!(
             out,
@@ -167,7 +324,13 @@ pub fn json(slots: &[&ServiceSlot]) -> String {
             c.slipped.load(Relaxed)
         );
         for (i, reason) in DropReason::ALL.iter().enumerate() {
-            let _ = write!(out, "{}\"{}\":{}", if i > 0 { "," } else { "" }, reason.name(), c.dropped[*reason as usize].load(Relaxed));
+            let _ = write!(
+                out,
+                "{}\"{}\":{}",
+                if i > 0 { "," } else { "" },
+                reason.name(),
+                c.dropped[*reason as usize].load(Relaxed)
+            );
         }
         out.push_str("}}");
     }
@@ -189,7 +352,14 @@ mod tests {
         slot.state.store(State::Shedding as u32, Relaxed);
         slot.load_milli.store(850, Relaxed);
         for (i, r) in slot.readings.iter().enumerate() {
-            r.store(if i == Source::File as usize { 850 } else { NOT_CONFIGURED }, Relaxed);
+            r.store(
+                if i == Source::File as usize {
+                    850
+                } else {
+                    NOT_CONFIGURED
+                },
+                Relaxed,
+            );
         }
         slot.counters.query(false, Some(1));
         slot.counters.query(true, Some(99));
