@@ -2,13 +2,14 @@
 //! `$dns_state` for `access_log`.
 
 use crate::dns::{name, wire};
-use crate::handler::{session_ctx, ACTION_NAMES};
+use crate::handler::{session_ctx, LastQuery, ACTION_NAMES};
 use crate::health::state::State;
 use crate::util::guard;
 use ngx::ffi::{
     ngx_conf_t, ngx_int_t, ngx_pnalloc, ngx_str_t, ngx_stream_add_variable, ngx_stream_session_t,
     ngx_stream_variable_value_t, NGX_ERROR, NGX_OK, NGX_STREAM_VAR_NOCACHEABLE,
 };
+use std::borrow::Cow;
 
 type Getter = unsafe extern "C" fn(*mut ngx_stream_session_t, *mut ngx_stream_variable_value_t, usize) -> ngx_int_t;
 
@@ -60,17 +61,28 @@ unsafe fn not_found(v: *mut ngx_stream_variable_value_t) -> ngx_int_t {
     NGX_OK as ngx_int_t
 }
 
+/// Evaluates a variable from the session's last query: `text` gives its
+/// value, or `None` for "not found" (logged as `-`).
+unsafe fn evaluate(
+    s: *mut ngx_stream_session_t,
+    v: *mut ngx_stream_variable_value_t,
+    text: impl FnOnce(&LastQuery) -> Option<Cow<'static, str>>,
+) -> ngx_int_t {
+    guard(NGX_ERROR as ngx_int_t, || {
+        match session_ctx(s).and_then(|ctx| text(&ctx.last)) {
+            Some(value) => set_value(s, v, value.as_bytes()),
+            None => not_found(v),
+        }
+    })
+}
+
 unsafe extern "C" fn get_qname(
     s: *mut ngx_stream_session_t,
     v: *mut ngx_stream_variable_value_t,
     _: usize,
 ) -> ngx_int_t {
-    guard(NGX_ERROR as ngx_int_t, || match session_ctx(s) {
-        Some(ctx) if ctx.last.qname_len > 0 => {
-            let text = name::presentation(&ctx.last.qname[..ctx.last.qname_len]);
-            set_value(s, v, text.as_bytes())
-        }
-        _ => not_found(v),
+    evaluate(s, v, |q| {
+        (q.qname_len > 0).then(|| name::presentation(&q.qname[..q.qname_len]).into())
     })
 }
 
@@ -79,12 +91,7 @@ unsafe extern "C" fn get_qtype(
     v: *mut ngx_stream_variable_value_t,
     _: usize,
 ) -> ngx_int_t {
-    guard(NGX_ERROR as ngx_int_t, || {
-        match session_ctx(s).and_then(|ctx| ctx.last.qtype) {
-            Some(qtype) => set_value(s, v, wire::rtype_name(qtype).as_bytes()),
-            None => not_found(v),
-        }
-    })
+    evaluate(s, v, |q| q.qtype.map(wire::rtype_name))
 }
 
 unsafe extern "C" fn get_rcode(
@@ -92,12 +99,7 @@ unsafe extern "C" fn get_rcode(
     v: *mut ngx_stream_variable_value_t,
     _: usize,
 ) -> ngx_int_t {
-    guard(NGX_ERROR as ngx_int_t, || {
-        match session_ctx(s).and_then(|ctx| ctx.last.rcode) {
-            Some(rcode) => set_value(s, v, wire::rcode_name(rcode).as_bytes()),
-            None => not_found(v),
-        }
-    })
+    evaluate(s, v, |q| q.rcode.map(wire::rcode_name))
 }
 
 unsafe extern "C" fn get_action(
@@ -105,11 +107,11 @@ unsafe extern "C" fn get_action(
     v: *mut ngx_stream_variable_value_t,
     _: usize,
 ) -> ngx_int_t {
-    guard(NGX_ERROR as ngx_int_t, || {
-        match session_ctx(s).map(|ctx| ctx.last.action as usize) {
-            Some(a) if a > 0 && a < ACTION_NAMES.len() => set_value(s, v, ACTION_NAMES[a].as_bytes()),
-            _ => not_found(v),
-        }
+    evaluate(s, v, |q| {
+        ACTION_NAMES
+            .get(q.action as usize)
+            .filter(|a| !a.is_empty())
+            .map(|a| Cow::Borrowed(*a))
     })
 }
 
@@ -118,15 +120,8 @@ unsafe extern "C" fn get_load(
     v: *mut ngx_stream_variable_value_t,
     _: usize,
 ) -> ngx_int_t {
-    guard(NGX_ERROR as ngx_int_t, || {
-        match session_ctx(s).filter(|ctx| ctx.last.action > 0) {
-            Some(ctx) => set_value(
-                s,
-                v,
-                format!("{:.3}", f64::from(ctx.last.load_milli) / 1000.0).as_bytes(),
-            ),
-            None => not_found(v),
-        }
+    evaluate(s, v, |q| {
+        (q.action > 0).then(|| format!("{:.3}", f64::from(q.load_milli) / 1000.0).into())
     })
 }
 
@@ -135,10 +130,5 @@ unsafe extern "C" fn get_state(
     v: *mut ngx_stream_variable_value_t,
     _: usize,
 ) -> ngx_int_t {
-    guard(NGX_ERROR as ngx_int_t, || {
-        match session_ctx(s).filter(|ctx| ctx.last.action > 0) {
-            Some(ctx) => set_value(s, v, State::from_u32(ctx.last.state).name().as_bytes()),
-            None => not_found(v),
-        }
-    })
+    evaluate(s, v, |q| (q.action > 0).then(|| State::from_u32(q.state).name().into()))
 }
