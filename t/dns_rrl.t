@@ -33,13 +33,15 @@ sub exchange {
     my $gap = ($o{seconds} // 0) / @packets;
     my ($normal, $truncated) = (0, 0);
     my $sel = IO::Select->new($sock);
+    # Reads what has arrived, and keeps waiting for more until $wait
+    # seconds have passed.
     my $collect = sub {
         my ($wait) = @_;
-        while ($sel->can_read($wait)) {
+        my $deadline = time + $wait;
+        while ($sel->can_read(_max($deadline - time, 0))) {
             $sock->recv(my $buf, 4096);
             my $reply = Net::DNS::Packet->new(\$buf) or next;
             $reply->header->tc ? $truncated++ : $normal++;
-            $wait = 0;
         }
     };
     my $start = time;
@@ -52,6 +54,8 @@ sub exchange {
     $collect->(1.0);
     return ($normal, $truncated);
 }
+
+sub _max { return $_[0] > $_[1] ? $_[0] : $_[1] }
 
 sub queries {
     my ($n, $cookie) = @_;
