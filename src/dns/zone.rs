@@ -429,7 +429,7 @@ impl Zone {
                 _ => None,
             };
             if let Some(t) = template {
-                return self.write_owned(&query, &question, t, ctx, out, true);
+                return self.assemble(&query, Some(&question), Some(t), t.rcode, ctx, out, true);
             }
             return self.write(&query, Some(&question), Some(&self.nodata), self.nodata.rcode, ctx, out);
         }
@@ -489,26 +489,6 @@ impl Zone {
         } else {
             cookie::check(secrets, client, server, ip, ctx.now)
         })
-    }
-
-    fn write_owned(
-        &self,
-        query: &Query<'_>,
-        question: &Question<'_>,
-        template: &Template,
-        ctx: &QueryContext,
-        out: &mut [u8],
-        owner_is_qname: bool,
-    ) -> Option<Answered> {
-        self.assemble(
-            query,
-            Some(question),
-            Some(template),
-            template.rcode,
-            ctx,
-            out,
-            owner_is_qname,
-        )
     }
 
     /// Assembles header, question, template records and OPT into `out`.
