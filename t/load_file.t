@@ -32,15 +32,7 @@ my $MSVC = 'missing.example.net';  # a load file that never exists, missing=down
 my $NEVER = "$prefix/never.load";
 
 $t->write_config(DnsTest::conf(
-    main => <<'EOF',
-http {
-    access_log off;
-    server {
-        listen 127.0.0.1:%%PORT2%%;
-        location = /status { dns_service_status; }
-    }
-}
-EOF
+    main => LoadTest::status_http('PORT2'),
     stream => "    log_format dns '\$dns_qname \$dns_qtype \$dns_rcode \$dns_action \$dns_state \$dns_load';",
     server => "dns_load_file %%PREFIX%%/app.load grace=2s;\ndns_silence drop;",
     servers => DnsTest::server_block(

@@ -33,15 +33,7 @@ my $PROBE = "dns_silence drop;\ndns_load_probe http://127.0.0.1:$AP/health inter
           . " rise=3 fall=3 load=header:X-Load;";
 $t->write_config(DnsTest::conf(
     workers => 2,
-    main => <<'EOF',
-http {
-    access_log off;
-    server {
-        listen 127.0.0.1:%%PORT2%%;
-        location = /status { dns_service_status; }
-    }
-}
-EOF
+    main => LoadTest::status_http('PORT2'),
     server => $PROBE,
     servers => DnsTest::server_block(port => 'PORT3', service => $CSVC,
             extra => "dns_silence drop;\ndns_load_probe http://127.0.0.1:$CLOSED/health interval=200ms timeout=150ms;")

@@ -32,15 +32,7 @@ LoadTest::write_load("$prefix/flood.load", "0.8\n");    # 50 ms delays, no drops
 
 $t->write_config(DnsTest::conf(
     workers => 2,
-    main => <<'EOF',
-http {
-    access_log off;
-    server {
-        listen 127.0.0.1:%%PORT2%%;
-        location = /status { dns_service_status; }
-    }
-}
-EOF
+    main => LoadTest::status_http('PORT2'),
     servers => DnsTest::server_block(port => 'PORT3', service => $FSVC,
             extra => "dns_load_file %%PREFIX%%/flood.load;\ndns_delay_queue 100;")
         . DnsTest::server_block(port => 'PORT4', service => $BSVC,

@@ -145,6 +145,13 @@ sub write_load {
 
 my $HTTP = HTTP::Tiny->new(timeout => 3, keep_alive => 0);
 
+# The http block serving the status endpoint on 127.0.0.1:%%<port>%%/status.
+sub status_http {
+    my ($port) = @_;
+    return "http {\n    access_log off;\n    server {\n        listen 127.0.0.1:%%$port%%;\n"
+         . "        location = /status { dns_service_status; }\n    }\n}\n";
+}
+
 # GET the status endpoint; returns the HTTP::Tiny response.
 sub status_get {
     my ($port, $query, %o) = @_;
