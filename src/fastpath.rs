@@ -8,16 +8,15 @@
 //! `proxy_protocol`, `limit_conn`, access rules) do not run on this path;
 //! `dns_udp_fast_path off` keeps a server on the session path.
 
-use crate::conf::SrvConf;
-use crate::dns::{QueryContext, Transport};
-use crate::handler::{add_waiting, answer_query, next_random, Outcome};
-use crate::health::shared::{DropReason, ServiceSlot};
-use crate::load::worker_main_conf;
-use crate::module::ngx_stream_dns_service_module;
+use crate::conf::{MainConf, SrvConf};
+use crate::dns::Transport;
+use crate::health::shared::{DropReason, Table};
+use crate::serve::{self, Outcome};
 use crate::util::{guard, ip_of};
 use ngx::ffi::{
-    ngx_add_timer, ngx_connection_t, ngx_cycle_t, ngx_event_t, ngx_listening_t, ngx_msec_t, ngx_stream_core_srv_conf_t,
-    ngx_stream_in6_addr_t, ngx_stream_in_addr_t, ngx_stream_init_connection, ngx_stream_port_t,
+    ngx_add_timer, ngx_connection_t, ngx_cycle_t, ngx_event_t, ngx_listening_t, ngx_log_t, ngx_msec_t,
+    ngx_stream_core_srv_conf_t, ngx_stream_in6_addr_t, ngx_stream_in_addr_t, ngx_stream_init_connection,
+    ngx_stream_port_t,
 };
 use std::ffi::c_void;
 use std::mem::{size_of, zeroed};
@@ -31,8 +30,7 @@ const BATCH: usize = 32;
 const ROUNDS: usize = 4;
 /// Largest query accepted on this path; longer datagrams are dropped.
 const IN_SIZE: usize = 4096;
-/// Largest UDP response (the largest `dns_edns_payload`).
-const OUT_SIZE: usize = 4096;
+const OUT_SIZE: usize = serve::MAX_UDP_RESPONSE;
 const CONTROL: usize = 64;
 
 /// A listening socket served here, and the services behind its addresses.
@@ -44,7 +42,9 @@ struct Listener {
     /// (address, service); `None` matches any address. With one entry the
     /// service is known without looking at the datagram's destination.
     services: Vec<(Option<IpAddr>, *const SrvConf)>,
-    table: *const crate::health::shared::Table,
+    table: *const Table,
+    /// The listening socket's log.
+    log: *mut ngx_log_t,
 }
 
 struct Buffers {
@@ -62,13 +62,13 @@ struct Buffers {
 static mut BUFFERS: *mut Buffers = ptr::null_mut();
 static mut LISTENERS: Vec<Box<Listener>> = Vec::new();
 
-/// The SrvConf of a stream core server configuration.
+/// The DNS service of a stream server, if it may use this path.
 unsafe fn service_of(cscf: *mut ngx_stream_core_srv_conf_t) -> Option<*const SrvConf> {
-    if cscf.is_null() || (*cscf).ctx.is_null() {
+    if cscf.is_null() {
         return None;
     }
-    let conf = *(*(*cscf).ctx).srv_conf.add(ngx_stream_dns_service_module.ctx_index) as *const SrvConf;
-    (!conf.is_null() && (*conf).zone.is_some() && (*conf).fast_path).then_some(conf)
+    let conf = SrvConf::of_stream_ctx((*cscf).ctx)?;
+    (conf.zone.is_some() && conf.fast_path).then_some(conf as *const SrvConf)
 }
 
 #[cfg(ngx_stream_virtual_servers)]
@@ -85,8 +85,7 @@ unsafe fn addr_service(conf: &ngx::ffi::ngx_stream_addr_conf_t) -> Option<*const
     if conf.ctx.is_null() {
         return None;
     }
-    let cscf = *(*conf.ctx).srv_conf.add(ngx::ffi::ngx_stream_core_module.ctx_index) as *mut ngx_stream_core_srv_conf_t;
-    service_of(cscf)
+    service_of(crate::conf::core_srv_conf_of_ctx(conf.ctx))
 }
 
 /// The services behind a stream UDP listening socket, if every address on
@@ -116,12 +115,10 @@ unsafe fn services_of(ls: &ngx_listening_t) -> Option<Vec<(Option<IpAddr>, *cons
     Some(out)
 }
 
-/// `init_process`: take over this worker's DNS UDP listening sockets.
-pub unsafe fn init_process(cycle: *mut ngx_cycle_t) {
-    let Some(main) = worker_main_conf(cycle) else { return };
-    if main.services.is_empty() {
-        return;
-    }
+/// Takes over this worker's DNS UDP listening sockets (from the module's
+/// `init_process`, after the event module has set up each worker's
+/// listening connections).
+pub unsafe fn start(cycle: *mut ngx_cycle_t, main: &MainConf) {
     let listening = &(*cycle).listening;
     let all = std::slice::from_raw_parts(listening.elts as *mut ngx_listening_t, listening.nelts);
     for ls in all {
@@ -145,6 +142,7 @@ pub unsafe fn init_process(cycle: *mut ngx_cycle_t) {
             local: ip_of(ls.sockaddr),
             services,
             table: main.table,
+            log: (*c).log,
         });
         (*c).data = &*listener as *const Listener as *mut c_void;
         (*(*c).read).handler = Some(on_readable);
@@ -224,6 +222,7 @@ unsafe fn serve(l: &Listener) {
     let b = &mut *BUFFERS;
     let table = l.table.as_ref();
     let now = ngx::ffi::ngx_time() as u32;
+    let debug = crate::log::debug_enabled(l.log);
     for _ in 0..ROUNDS {
         for i in 0..BATCH {
             b.in_iov[i] = libc::iovec {
@@ -263,25 +262,21 @@ unsafe fn serve(l: &Listener) {
                 },
             };
             let conf = &*service;
-            let Some(zone) = conf.zone.as_ref() else { continue };
-            let shared = table.and_then(|t| conf.load.slot.map(|i| (t, i)));
-            let slot: Option<&ServiceSlot> = shared.map(|(t, i)| &t.slots[i]);
+            let Some(service) = conf.service(table) else { continue };
             if hdr.msg_flags & libc::MSG_TRUNC != 0 {
-                if let Some(slot) = slot {
-                    slot.counters.dropped(DropReason::Unanswerable);
+                if let Some(shared) = service.shared {
+                    shared.slot().counters.dropped(DropReason::Unanswerable);
                 }
                 continue;
             }
-            let qctx = QueryContext {
-                transport: Transport::Udp,
-                local_addr: local,
-                random: next_random(),
-                client_addr: ip_of(&b.peers[i] as *const _ as *const ngx::ffi::sockaddr),
-                now,
-                cookies: conf.cookie_secrets.as_ref(),
-            };
+            let client = ip_of(&b.peers[i] as *const _ as *const ngx::ffi::sockaddr);
+            let qctx = conf.query_context(Transport::Udp, local, client, now);
             let out = &mut b.output[replies];
-            match answer_query(conf, zone, shared, &b.input[i][..len], &qctx, out, None) {
+            let served = service.answer(&b.input[i][..len], &qctx, out, serve::held_back(), None);
+            if debug {
+                crate::log::debug!(l.log, "{}", served.log_line(&service, false, client));
+            }
+            match served.outcome {
                 Outcome::Send(reply_len) => {
                     let controllen = if l.wildcard {
                         source_control(hdr, &mut b.out_control[replies])
@@ -368,7 +363,7 @@ unsafe fn delay(l: &Listener, hdr: &libc::msghdr, peer: &libc::sockaddr_storage,
     // Shedding answers are not worth holding up a worker's exit for.
     (*d).event.set_cancelable(1);
     ngx_add_timer(&mut (*d).event, ms as ngx_msec_t);
-    add_waiting(1);
+    serve::hold();
 }
 
 unsafe extern "C" fn delay_expired(ev: *mut ngx_event_t) {
@@ -390,6 +385,6 @@ unsafe extern "C" fn delay_expired(ev: *mut ngx_event_t) {
         }
         libc::sendmsg(d.fd, &msg, libc::MSG_DONTWAIT);
     });
-    add_waiting(-1);
+    serve::release();
     (*ptr::addr_of_mut!(FREE)).push(d);
 }

@@ -1,31 +1,57 @@
 //! `ngx_stream_dns_service_module`: a minimal authoritative DNS responder for
-//! one delegated service name, served from nginx's stream module.
+//! one delegated service name, served from nginx's stream module, whose
+//! answers follow the application's load and health.
 //!
-//! `dns` is the engine (plain Rust, no nginx symbols). The rest is the glue:
-//! `module` registers the module, `conf` turns directives into a validated
-//! zone, `handler` serves UDP datagrams and TCP connections, `variables`
-//! exposes what was answered to `access_log`, and `util` keeps panics from
-//! crossing into nginx.
+//! Plain Rust, no nginx symbols (built and tested without nginx):
+//! - `dns`: the DNS engine: query parsing, answer templates built once from
+//!   the configuration, copy-and-patch answers, EDNS, cookies, TCP framing;
+//! - `health`: load and health sources, the state machine, the shedding
+//!   policy, response rate limiting, and the table all workers share;
+//! - `serve`: the decision every query goes through (answer, rate limit,
+//!   policy, delay queue, counters).
+//!
+//! The nginx glue (feature `module`), each file depending only on the ones
+//! listed before it (and on `module` for its `ctx_index`):
+//! - `util`, `log`: panic containment, nginx strings and addresses, logging;
+//! - `conf`: configuration types, create/merge, the `ctx_index` accessors;
+//! - `directives`: the directive handlers;
+//! - `shm`: the shared zone holding the table;
+//! - `tcp`, `session`: TCP framing and pipelining; the stream content
+//!   handler and the UDP session path;
+//! - `fastpath`: the UDP listener takeover (batched `recvmmsg`/`sendmmsg`),
+//!   the path most queries take;
+//! - `upstream`, `probe`, `tick`: load sources, and the per-worker tick
+//!   that evaluates them;
+//! - `status`, `variables`: the HTTP status handler, `$dns_*` variables;
+//! - `module`: the composition root (module tables, `init_process`), with
+//!   the pipeline drawn in its documentation.
 
 pub mod dns;
 pub mod health;
+pub mod serve;
 
 #[cfg(all(feature = "module", not(test)))]
 mod conf;
 #[cfg(all(feature = "module", not(test)))]
+mod directives;
+#[cfg(all(feature = "module", not(test)))]
 mod fastpath;
 #[cfg(all(feature = "module", not(test)))]
-mod handler;
-#[cfg(all(feature = "module", not(test)))]
-mod load;
+mod log;
 #[cfg(all(feature = "module", not(test)))]
 mod module;
 #[cfg(all(feature = "module", not(test)))]
 mod probe;
 #[cfg(all(feature = "module", not(test)))]
+mod session;
+#[cfg(all(feature = "module", not(test)))]
 mod shm;
 #[cfg(all(feature = "module", not(test)))]
 mod status;
+#[cfg(all(feature = "module", not(test)))]
+mod tcp;
+#[cfg(all(feature = "module", not(test)))]
+mod tick;
 #[cfg(all(feature = "module", not(test)))]
 mod upstream;
 #[cfg(all(feature = "module", not(test)))]
@@ -34,10 +60,12 @@ mod util;
 mod variables;
 
 /// The module table `load_module` reads from the shared object (what nginx's
-/// build system generates as `ngx_modules.c` for a dynamic module).
+/// build system generates as `ngx_modules.c` for a dynamic module). Written
+/// out because `ngx::ngx_modules!` of ngx 0.5.1 cannot count more than one
+/// module (its `count!` helper rejects the trailing comma it is given).
 #[cfg(all(feature = "export-modules", not(test)))]
 mod exports {
-    use crate::module::*;
+    use crate::module::{ngx_dns_service_module, ngx_http_dns_service_status_module, ngx_stream_dns_service_module};
     use ngx::ffi::ngx_module_t;
     use std::ffi::c_char;
     use std::ptr::{addr_of, null};

@@ -1,18 +1,38 @@
-//! Module registration. The shared object holds three nginx modules:
+//! The composition root: the module tables nginx reads, and the hooks that
+//! start each part. The shared object holds three nginx modules:
 //! - `ngx_stream_dns_service_module`: the responder and its directives;
 //! - `ngx_http_dns_service_status_module`: the `dns_service_status` handler;
 //! - `ngx_dns_service_module`: a core module whose only job is to resolve
 //!   `dns_load_upstream` names once the whole configuration (http and stream
 //!   blocks, in any order) has been read, so `nginx -t` rejects bad names.
+//!
+//! Where a query goes:
+//!
+//! ```text
+//!  configuration   directives ──► conf (Staged ─merge─► SrvConf + Zone templates)
+//!                  postconfiguration ──► shm (one shared table: state, counters)
+//!
+//!  each worker     init_process ──► fastpath::start  (takes over UDP listeners)
+//!                               └─► tick::start      (leader reads load sources,
+//!                                                     publishes the shedding shape)
+//!
+//!  UDP datagram ──► fastpath (recvmmsg batch) ──┐
+//!  UDP session  ──► session (content handler) ──┼──► serve::Service::answer ──► send now,
+//!  TCP stream   ──► tcp (framing, pipelining) ──┘     (zone, rate limit,         on a timer,
+//!                                                      policy, counters)         or not at all
+//! ```
 
-use crate::{conf, load, status, variables};
+use crate::conf::{self, MainConf};
+use crate::log::emerg;
+use crate::util::guard;
+use crate::{directives, fastpath, session, shm, status, tick, upstream, variables};
+use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::ffi::{
-    ngx_command_t, ngx_core_module_t, ngx_cycle_t, ngx_http_module_t, ngx_module_t, ngx_str_t, ngx_stream_module_t,
-    ngx_uint_t, NGX_CONF_1MORE, NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_CONF_TAKE12, NGX_CORE_MODULE, NGX_HTTP_LOC_CONF,
-    NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MODULE, NGX_LOG_EMERG, NGX_STREAM_MODULE, NGX_STREAM_SRV_CONF,
-    NGX_STREAM_SRV_CONF_OFFSET,
+    ngx_command_t, ngx_conf_t, ngx_core_module_t, ngx_cycle_t, ngx_http_module_t, ngx_int_t, ngx_module_t, ngx_str_t,
+    ngx_stream_module_t, ngx_uint_t, NGX_CONF_1MORE, NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_CONF_TAKE12, NGX_CORE_MODULE,
+    NGX_ERROR, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MODULE, NGX_OK, NGX_STREAM_MODULE,
+    NGX_STREAM_SRV_CONF, NGX_STREAM_SRV_CONF_OFFSET,
 };
-use ngx::ngx_log_error;
 use std::ffi::{c_char, c_void};
 use std::ptr;
 
@@ -36,34 +56,38 @@ macro_rules! command {
 }
 
 static mut STREAM_COMMANDS: [ngx_command_t; 23] = [
-    command!("dns_service", NGX_CONF_TAKE1, conf::set_service),
-    command!("dns_nameservers", NGX_CONF_1MORE, conf::set_nameservers),
-    command!("dns_address", NGX_CONF_1MORE, conf::set_address),
-    command!("dns_ttl", NGX_CONF_TAKE12, conf::set_ttl),
-    command!("dns_soa", NGX_CONF_1MORE, conf::set_soa),
-    command!("dns_edns_payload", NGX_CONF_TAKE1, conf::set_edns_payload),
-    command!("dns_nsid", NGX_CONF_TAKE1, conf::set_nsid),
-    command!("dns_tcp_timeout", NGX_CONF_TAKE1, conf::set_tcp_timeout),
-    command!("dns_tcp_max_connections", NGX_CONF_TAKE1, conf::set_tcp_max_connections),
-    command!("dns_load_upstream", NGX_CONF_TAKE12, conf::set_load_upstream),
-    command!("dns_load_probe", NGX_CONF_1MORE, conf::set_load_probe),
-    command!("dns_load_file", NGX_CONF_1MORE, conf::set_load_file),
-    command!("dns_load_host", NGX_CONF_TAKE1, conf::set_load_host),
-    command!("dns_load_smoothing", NGX_CONF_TAKE1, conf::set_load_smoothing),
-    command!("dns_shed", NGX_CONF_1MORE, conf::set_shed),
-    command!("dns_silence", NGX_CONF_TAKE1, conf::set_silence),
-    command!("dns_delay_queue", NGX_CONF_TAKE1, conf::set_delay_queue),
-    command!("dns_udp_fast_path", NGX_CONF_TAKE1, conf::set_udp_fast_path),
-    command!("dns_wildcard", NGX_CONF_TAKE1, conf::set_wildcard),
-    command!("dns_cookies", NGX_CONF_TAKE1, conf::set_cookies),
-    command!("dns_cookie_secret", NGX_CONF_TAKE1, conf::set_cookie_secret),
-    command!("dns_rate_limit", NGX_CONF_TAKE12, conf::set_rate_limit),
+    command!("dns_service", NGX_CONF_TAKE1, set_service),
+    command!("dns_nameservers", NGX_CONF_1MORE, directives::set_nameservers),
+    command!("dns_address", NGX_CONF_1MORE, directives::set_address),
+    command!("dns_ttl", NGX_CONF_TAKE12, directives::set_ttl),
+    command!("dns_soa", NGX_CONF_1MORE, directives::set_soa),
+    command!("dns_edns_payload", NGX_CONF_TAKE1, directives::set_edns_payload),
+    command!("dns_nsid", NGX_CONF_TAKE1, directives::set_nsid),
+    command!("dns_tcp_timeout", NGX_CONF_TAKE1, directives::set_tcp_timeout),
+    command!(
+        "dns_tcp_max_connections",
+        NGX_CONF_TAKE1,
+        directives::set_tcp_max_connections
+    ),
+    command!("dns_load_upstream", NGX_CONF_TAKE12, directives::set_load_upstream),
+    command!("dns_load_probe", NGX_CONF_1MORE, directives::set_load_probe),
+    command!("dns_load_file", NGX_CONF_1MORE, directives::set_load_file),
+    command!("dns_load_host", NGX_CONF_TAKE1, directives::set_load_host),
+    command!("dns_load_smoothing", NGX_CONF_TAKE1, directives::set_load_smoothing),
+    command!("dns_shed", NGX_CONF_1MORE, directives::set_shed),
+    command!("dns_silence", NGX_CONF_TAKE1, directives::set_silence),
+    command!("dns_delay_queue", NGX_CONF_TAKE1, directives::set_delay_queue),
+    command!("dns_udp_fast_path", NGX_CONF_TAKE1, directives::set_udp_fast_path),
+    command!("dns_wildcard", NGX_CONF_TAKE1, directives::set_wildcard),
+    command!("dns_cookies", NGX_CONF_TAKE1, directives::set_cookies),
+    command!("dns_cookie_secret", NGX_CONF_TAKE1, directives::set_cookie_secret),
+    command!("dns_rate_limit", NGX_CONF_TAKE12, directives::set_rate_limit),
     ngx_command_t::empty(),
 ];
 
 static STREAM_CTX: ngx_stream_module_t = ngx_stream_module_t {
     preconfiguration: Some(variables::add_variables),
-    postconfiguration: Some(conf::postconfiguration),
+    postconfiguration: Some(postconfiguration),
     create_main_conf: Some(conf::create_main_conf),
     init_main_conf: None,
     create_srv_conf: Some(conf::create_srv_conf),
@@ -76,7 +100,7 @@ pub static mut ngx_stream_dns_service_module: ngx_module_t = ngx_module_t {
     ctx: ptr::addr_of!(STREAM_CTX) as *mut _,
     commands: ptr::addr_of_mut!(STREAM_COMMANDS) as *mut ngx_command_t,
     type_: NGX_STREAM_MODULE as ngx_uint_t,
-    init_process: Some(load::init_process),
+    init_process: Some(init_process),
     ..ngx_module_t::default()
 };
 
@@ -128,19 +152,57 @@ pub static mut ngx_dns_service_module: ngx_module_t = ngx_module_t {
     ..ngx_module_t::default()
 };
 
+/// `dns_service`: stage the name, then make the server's content handler
+/// the DNS responder, as `ngx_stream_return_module` does.
+unsafe extern "C" fn set_service(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+    let rc = directives::set_service(cf, cmd, conf);
+    if rc == NGX_CONF_OK {
+        (*conf::core_srv_conf_of_conf(cf)).handler = Some(session::dns_handler);
+    }
+    rc
+}
+
+/// After the stream block: one shared zone for every service's state and
+/// counters (kept across reloads, so counters and health survive them).
+unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+    guard(NGX_ERROR as ngx_int_t, || {
+        let main = MainConf::of_conf(cf);
+        if main.services.is_empty() || shm::add_zone(cf, main).is_ok() {
+            NGX_OK as ngx_int_t
+        } else {
+            NGX_ERROR as ngx_int_t
+        }
+    })
+}
+
 /// Runs once the whole configuration is parsed (also for `nginx -t` and on
 /// reload, where an error keeps the running configuration).
 unsafe extern "C" fn init_core_conf(cycle: *mut ngx_cycle_t, _conf: *mut c_void) -> *mut c_char {
-    crate::util::guard(usize::MAX as *mut c_char, || {
-        let Some(main) = load::worker_main_conf(cycle) else {
-            return ptr::null_mut();
+    guard(NGX_CONF_ERROR, || {
+        let Some(main) = MainConf::of_cycle(cycle) else {
+            return NGX_CONF_OK;
         };
-        match crate::upstream::resolve(cycle, main) {
-            Ok(()) => ptr::null_mut(),
+        match upstream::resolve(cycle, main) {
+            Ok(()) => NGX_CONF_OK,
             Err(message) => {
-                ngx_log_error!(NGX_LOG_EMERG, (*cycle).log, "{message}");
-                usize::MAX as *mut c_char
+                emerg!((*cycle).log, "{message}");
+                NGX_CONF_ERROR
             }
         }
+    })
+}
+
+/// In each worker: take over the UDP listeners, then start the tick.
+unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
+    guard(NGX_OK as ngx_int_t, || {
+        let Some(main) = MainConf::of_cycle(cycle) else {
+            return NGX_OK as ngx_int_t;
+        };
+        if main.services.is_empty() {
+            return NGX_OK as ngx_int_t;
+        }
+        fastpath::start(cycle, main);
+        tick::start(cycle);
+        NGX_OK as ngx_int_t
     })
 }

@@ -5,11 +5,11 @@
 use crate::health::shared::ServiceSlot;
 use crate::health::status;
 use crate::util::guard;
+use ngx::core::NGX_CONF_ERROR;
 use ngx::ffi::{
-    ngx_chain_t, ngx_command_t, ngx_conf_t, ngx_create_temp_buf, ngx_http_arg, ngx_http_conf_ctx_t,
-    ngx_http_core_loc_conf_t, ngx_http_core_module, ngx_http_discard_request_body, ngx_http_output_filter,
-    ngx_http_request_t, ngx_http_send_header, ngx_int_t, ngx_pcalloc, ngx_shm_zone_t, ngx_str_t, NGX_HTTP_GET,
-    NGX_HTTP_HEAD, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NOT_ALLOWED, NGX_OK,
+    ngx_chain_t, ngx_command_t, ngx_conf_t, ngx_create_temp_buf, ngx_http_arg, ngx_http_discard_request_body,
+    ngx_http_output_filter, ngx_http_request_t, ngx_http_send_header, ngx_int_t, ngx_pcalloc, ngx_shm_zone_t,
+    ngx_str_t, NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NOT_ALLOWED, NGX_OK,
 };
 use std::ffi::{c_char, c_void};
 use std::ptr;
@@ -26,26 +26,22 @@ pub unsafe extern "C" fn create_loc_conf(cf: *mut ngx_conf_t) -> *mut c_void {
 }
 
 pub unsafe extern "C" fn set_status(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
-    guard(usize::MAX as *mut c_char, || {
+    guard(NGX_CONF_ERROR, || {
         let lcf = &mut *(conf as *mut LocConf);
         if !lcf.zone.is_null() {
             return c"is duplicate".as_ptr() as *mut c_char;
         }
         lcf.zone = crate::shm::attach_zone(cf);
         if lcf.zone.is_null() {
-            return usize::MAX as *mut c_char;
+            return NGX_CONF_ERROR;
         }
-        let ctx = (*cf).ctx as *mut ngx_http_conf_ctx_t;
-        let clcf = *(*ctx).loc_conf.add(ngx_http_core_module.ctx_index) as *mut ngx_http_core_loc_conf_t;
-        (*clcf).handler = Some(handler);
+        (*crate::conf::http_core_loc_conf_of_conf(cf)).handler = Some(handler);
         ptr::null_mut()
     })
 }
 
 unsafe fn loc_conf<'a>(r: *mut ngx_http_request_t) -> &'a LocConf {
-    &*(*(*r)
-        .loc_conf
-        .add(crate::module::ngx_http_dns_service_status_module.ctx_index) as *const LocConf)
+    &*crate::conf::status_loc_conf::<LocConf>(r)
 }
 
 fn wants_json(r: *mut ngx_http_request_t) -> bool {
@@ -71,19 +67,25 @@ unsafe fn respond(r: *mut ngx_http_request_t) -> ngx_int_t {
         return rc;
     }
     let zone = loc_conf(r).zone;
-    let mut slots: Vec<&ServiceSlot> = Vec::new();
+    let mut services: Vec<status::Report> = Vec::new();
     if let (Some(table), false) = (crate::shm::table_of(zone), zone.is_null()) {
         let main = &*((*zone).data as *const crate::conf::MainConf);
         for &conf in &main.services {
-            if let Some(i) = (*conf).load.slot {
-                slots.push(&table.slots[i]);
+            let load = &(*conf).load;
+            if let Some(i) = load.slot {
+                services.push(status::Report {
+                    slot: &table.slots[i],
+                    policy: &load.policy,
+                    smoothing_ms: load.smoothing_ms,
+                });
             }
         }
     }
     let json = wants_json(r);
     let body = if json {
-        status::json(&slots)
+        status::json(&services)
     } else {
+        let slots: Vec<&ServiceSlot> = services.iter().map(|s| s.slot).collect();
         status::prometheus(&slots)
     };
     let content_type: &[u8] = if json {

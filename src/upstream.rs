@@ -3,24 +3,14 @@
 //! peers' shared state (active connections, `max_conns`, down and failed
 //! peers) under the zone's read lock.
 
-use crate::conf::{MainConf, SrvConf, UpstreamKind};
+use crate::conf::{self, MainConf, PeersRef, SrvConf, UpstreamKind};
 use crate::health::sources::{upstream_reading, PeerState};
 use crate::health::state::Reading;
 use crate::util::str_bytes;
 use ngx::ffi::{
-    ngx_cycle_t, ngx_http_conf_ctx_t, ngx_http_module, ngx_http_upstream_main_conf_t, ngx_http_upstream_module,
-    ngx_http_upstream_rr_peers_t, ngx_http_upstream_srv_conf_t, ngx_rwlock_rlock, ngx_rwlock_unlock,
-    ngx_stream_conf_ctx_t, ngx_stream_module, ngx_stream_upstream_main_conf_t, ngx_stream_upstream_module,
+    ngx_cycle_t, ngx_http_upstream_rr_peers_t, ngx_http_upstream_srv_conf_t, ngx_rwlock_rlock, ngx_rwlock_unlock,
     ngx_stream_upstream_rr_peers_t, ngx_stream_upstream_srv_conf_t, ngx_time,
 };
-
-/// The upstream a service reads, resolved after configuration.
-#[derive(Clone, Copy, Debug)]
-pub enum PeersRef {
-    None,
-    Http(*mut ngx_http_upstream_srv_conf_t),
-    Stream(*mut ngx_stream_upstream_srv_conf_t),
-}
 
 unsafe fn array<'a, T>(a: &ngx::ffi::ngx_array_t) -> &'a [T] {
     if a.nelts == 0 || a.elts.is_null() {
@@ -31,30 +21,16 @@ unsafe fn array<'a, T>(a: &ngx::ffi::ngx_array_t) -> &'a [T] {
 }
 
 unsafe fn find_http(cycle: *mut ngx_cycle_t, name: &str) -> Option<*mut ngx_http_upstream_srv_conf_t> {
-    let ctx = *(*cycle).conf_ctx.add(ngx_http_module.index) as *mut ngx_http_conf_ctx_t;
-    if ctx.is_null() {
-        return None;
-    }
-    let umcf = *(*ctx).main_conf.add(ngx_http_upstream_module.ctx_index) as *mut ngx_http_upstream_main_conf_t;
-    if umcf.is_null() {
-        return None;
-    }
-    array::<*mut ngx_http_upstream_srv_conf_t>(&(*umcf).upstreams)
+    let umcf = conf::http_upstream_main_conf(cycle)?;
+    array::<*mut ngx_http_upstream_srv_conf_t>(&umcf.upstreams)
         .iter()
         .copied()
         .find(|&u| !u.is_null() && str_bytes(&(*u).host) == name.as_bytes() && !(*u).srv_conf.is_null())
 }
 
 unsafe fn find_stream(cycle: *mut ngx_cycle_t, name: &str) -> Option<*mut ngx_stream_upstream_srv_conf_t> {
-    let ctx = *(*cycle).conf_ctx.add(ngx_stream_module.index) as *mut ngx_stream_conf_ctx_t;
-    if ctx.is_null() {
-        return None;
-    }
-    let umcf = *(*ctx).main_conf.add(ngx_stream_upstream_module.ctx_index) as *mut ngx_stream_upstream_main_conf_t;
-    if umcf.is_null() {
-        return None;
-    }
-    array::<*mut ngx_stream_upstream_srv_conf_t>(&(*umcf).upstreams)
+    let umcf = conf::stream_upstream_main_conf(cycle)?;
+    array::<*mut ngx_stream_upstream_srv_conf_t>(&umcf.upstreams)
         .iter()
         .copied()
         .find(|&u| !u.is_null() && str_bytes(&(*u).host) == name.as_bytes() && !(*u).srv_conf.is_null())
@@ -68,7 +44,7 @@ pub unsafe fn resolve(cycle: *mut ngx_cycle_t, main: &MainConf) -> Result<(), St
     for &conf in &main.services {
         let conf: &mut SrvConf = &mut *conf;
         let Some(up) = conf.load.upstream.clone() else { continue };
-        let at = format!("in {}:{}", up.place.0, up.place.1);
+        let at = format!("in {}:{}", up.place.file, up.place.line);
         let http = if up.kind != Some(UpstreamKind::Stream) {
             find_http(cycle, &up.name)
         } else {

@@ -43,3 +43,43 @@ pub unsafe fn ip_of(sa: *const sockaddr) -> Option<IpAddr> {
         _ => None,
     }
 }
+
+/// Ends a stream session with `rc` (an `NGX_STREAM_*` status).
+///
+/// # Safety
+/// `s` must be a live stream session; it is freed when this returns.
+pub unsafe fn finalize(s: *mut ngx::ffi::ngx_stream_session_t, rc: u32) {
+    ngx::ffi::ngx_stream_finalize_session(s, rc as _);
+}
+
+/// Per-worker pseudo-random numbers for TTL jitter and shedding draws
+/// (xorshift64*; the quality needed is "not synchronized between caches
+/// or workers", nothing more).
+pub fn next_random() -> u32 {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    static STATE: AtomicU64 = AtomicU64::new(0);
+    let mut x = STATE.load(Relaxed);
+    if x == 0 {
+        // SAFETY: getpid has no preconditions; ngx_current_msec is the
+        // worker's cached clock.
+        x = (u64::from(unsafe { libc::getpid() } as u32) << 32)
+            ^ unsafe { ngx::ffi::ngx_current_msec } as u64
+            ^ 0x9e37_79b9_7f4a_7c15;
+    }
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    STATE.store(x, Relaxed);
+    (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32
+}
+
+/// The local address a connection was accepted on (or a datagram arrived on).
+///
+/// # Safety
+/// `c` must be a live connection.
+pub unsafe fn local_addr(c: *mut ngx::ffi::ngx_connection_t) -> Option<IpAddr> {
+    if ngx::ffi::ngx_connection_local_sockaddr(c, std::ptr::null_mut(), 0) != ngx::ffi::NGX_OK as isize {
+        return None;
+    }
+    ip_of((*c).local_sockaddr)
+}

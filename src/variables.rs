@@ -1,9 +1,10 @@
 //! `$dns_qname`, `$dns_qtype`, `$dns_rcode`, `$dns_action`, `$dns_load` and
 //! `$dns_state` for `access_log`.
 
+use crate::conf::last_query;
 use crate::dns::{name, wire};
-use crate::handler::{session_ctx, LastQuery, ACTION_NAMES};
 use crate::health::state::State;
+use crate::serve::{ActionTaken, LastQuery};
 use crate::util::guard;
 use ngx::ffi::{
     ngx_conf_t, ngx_int_t, ngx_pnalloc, ngx_str_t, ngx_stream_add_variable, ngx_stream_session_t,
@@ -68,11 +69,9 @@ unsafe fn evaluate(
     v: *mut ngx_stream_variable_value_t,
     text: impl FnOnce(&LastQuery) -> Option<Cow<'static, str>>,
 ) -> ngx_int_t {
-    guard(NGX_ERROR as ngx_int_t, || {
-        match session_ctx(s).and_then(|ctx| text(&ctx.last)) {
-            Some(value) => set_value(s, v, value.as_bytes()),
-            None => not_found(v),
-        }
+    guard(NGX_ERROR as ngx_int_t, || match last_query(s).and_then(text) {
+        Some(value) => set_value(s, v, value.as_bytes()),
+        None => not_found(v),
     })
 }
 
@@ -107,12 +106,7 @@ unsafe extern "C" fn get_action(
     v: *mut ngx_stream_variable_value_t,
     _: usize,
 ) -> ngx_int_t {
-    evaluate(s, v, |q| {
-        ACTION_NAMES
-            .get(q.action as usize)
-            .filter(|a| !a.is_empty())
-            .map(|a| Cow::Borrowed(*a))
-    })
+    evaluate(s, v, |q| q.action.name().map(Cow::Borrowed))
 }
 
 unsafe extern "C" fn get_load(
@@ -121,7 +115,7 @@ unsafe extern "C" fn get_load(
     _: usize,
 ) -> ngx_int_t {
     evaluate(s, v, |q| {
-        (q.action > 0).then(|| format!("{:.3}", f64::from(q.load_milli) / 1000.0).into())
+        (q.action != ActionTaken::None).then(|| format!("{:.3}", f64::from(q.load_milli) / 1000.0).into())
     })
 }
 
@@ -130,5 +124,7 @@ unsafe extern "C" fn get_state(
     v: *mut ngx_stream_variable_value_t,
     _: usize,
 ) -> ngx_int_t {
-    evaluate(s, v, |q| (q.action > 0).then(|| State::from_u32(q.state).name().into()))
+    evaluate(s, v, |q| {
+        (q.action != ActionTaken::None).then(|| State::from_u32(q.state).name().into())
+    })
 }

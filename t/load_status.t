@@ -38,7 +38,8 @@ $t->write_config(DnsTest::conf(
         . DnsTest::server_block(port => 'PORT4', service => $BSVC,
             extra => "dns_address @BIG;")
         . DnsTest::server_block(port => 'PORT5', service => $LASVC,
-            extra => "dns_load_host loadavg;\ndns_load_smoothing 0;")
+            extra => "dns_load_host loadavg;\ndns_load_smoothing 0;\n"
+                . "dns_shed 0.5:0 0.8:100ms:0.2 high=0.9;\ndns_silence drop;")
         . DnsTest::server_block(port => 'PORT6', service => $PSISVC,
             extra => "dns_load_host psi;\ndns_load_smoothing 0;"),
 ));
@@ -154,6 +155,22 @@ sub counters_of {
 
     my $r = LoadTest::status_get($SP, '?format=json');
     like($r->{headers}{'content-type'} // '', qr{^application/json}, 'JSON: content type application/json');
+}
+
+###############################################################################
+# JSON: each service's effective policy (the defaults, or what it configures)
+
+{
+    my $p = svc($SVC)->{policy};
+    is($p && $p->{silence}, 'refuse', 'policy: dns_silence defaults to refuse');
+    is($p && $p->{smoothing_ms}, 2000, 'policy: smoothing defaults to 2000 ms');
+    is($p && $p->{high}, 0.98, 'policy: the default high mark');
+    is($p && join(' ', map { "$_->{load}:$_->{delay_ms}:$_->{drop}" } @{ $p->{curve} }),
+        '0.5:0:0 0.6:2:0 0.7:10:0 0.8:50:0 0.9:200:0.25 0.95:400:0.75', 'policy: the default curve');
+    my $c = svc($LASVC)->{policy};
+    is($c && join(' ', map { "$_->{load}:$_->{delay_ms}:$_->{drop}" } @{ $c->{curve} }),
+        '0.5:0:0 0.8:100:0.2', 'policy: a configured curve');
+    is($c && "$c->{high} $c->{silence} $c->{smoothing_ms}", '0.9 drop 0', 'policy: configured high, silence, smoothing');
 }
 
 ###############################################################################

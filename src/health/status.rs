@@ -1,6 +1,7 @@
 //! The status report: Prometheus text exposition and JSON, rendered from the
 //! shared table.
 
+use super::policy::{Policy, Silence};
 use super::shared::{DropReason, ServiceSlot, Source, NOT_CONFIGURED, QTYPES, RCODES};
 use super::state::{Reading, State};
 use std::fmt::Write;
@@ -262,9 +263,44 @@ pub fn prometheus(slots: &[&ServiceSlot]) -> String {
 }
 
 /// The same figures as one JSON document.
-pub fn json(slots: &[&ServiceSlot]) -> String {
+/// One service as the JSON report shows it: its shared slot and the
+/// policy its configuration gives it.
+pub struct Report<'a> {
+    pub slot: &'a ServiceSlot,
+    pub policy: &'a Policy,
+    pub smoothing_ms: u64,
+}
+
+/// The effective shedding policy, so that tools (the resolver lab, an
+/// operator) read the module's real defaults instead of copying them.
+fn write_policy(out: &mut String, policy: &Policy, smoothing_ms: u64) {
+    out.push_str("\"policy\":{\"curve\":[");
+    for (i, p) in policy.curve.iter().enumerate() {
+        let _ = write!(
+            out,
+            "{}{{\"load\":{},\"delay_ms\":{},\"drop\":{}}}",
+            if i > 0 { "," } else { "" },
+            p.load,
+            p.delay_ms,
+            p.drop
+        );
+    }
+    let silence = match policy.silence {
+        Silence::Drop => "drop",
+        Silence::Refuse => "refuse",
+    };
+    let _ = write!(
+        out,
+        "],\"high\":{},\"silence\":\"{silence}\",\"smoothing_ms\":{smoothing_ms}}},",
+        policy.high
+    );
+}
+
+/// JSON: `{"services":[{"name":..., "state":..., "policy":{...}, ...}]}`.
+pub fn json(services: &[Report]) -> String {
     let mut out = String::from("{\"services\":[");
-    for (n, s) in slots.iter().enumerate() {
+    for (n, report) in services.iter().enumerate() {
+        let s = report.slot;
         let c = &s.counters;
         if n > 0 {
             out.push(',');
@@ -291,9 +327,11 @@ pub fn json(slots: &[&ServiceSlot]) -> String {
             }
             out.push('}');
         }
+        out.push_str("},");
+        write_policy(&mut out, report.policy, report.smoothing_ms);
         let _ = write!(
             out,
-            "}},\"queries\":{{\"udp\":{},\"tcp\":{},\"by_type\":{{",
+            "\"queries\":{{\"udp\":{},\"tcp\":{},\"by_type\":{{",
             c.queries_udp.load(Relaxed),
             c.queries_tcp.load(Relaxed)
         );
@@ -374,7 +412,13 @@ mod tests {
         assert!(text.contains("qtype=\"other\"} 1"));
         assert!(text.contains("rcode=\"NXDOMAIN\"} 1"));
         assert!(text.contains("reason=\"shed\"} 1"));
-        let doc: serde_json::Value = serde_json::from_str(&json(&[slot])).expect("valid JSON");
+        let policy = Policy::default();
+        let report = Report {
+            slot,
+            policy: &policy,
+            smoothing_ms: 2000,
+        };
+        let doc: serde_json::Value = serde_json::from_str(&json(&[report])).expect("valid JSON");
         let service = &doc["services"][0];
         assert_eq!(service["name"], "www.example.com");
         assert_eq!(service["state"], "shedding");
@@ -383,5 +427,16 @@ mod tests {
         assert_eq!(service["queries"]["by_type"]["A"], 1);
         assert_eq!(service["responses"]["NXDOMAIN"], 1);
         assert_eq!(service["dropped"]["shed"], 1);
+        let reported = &service["policy"];
+        assert_eq!(reported["silence"], "refuse");
+        assert_eq!(reported["high"], policy.high);
+        assert_eq!(reported["smoothing_ms"], 2000);
+        let curve = reported["curve"].as_array().expect("curve");
+        assert_eq!(curve.len(), policy.curve.len());
+        for (point, expected) in curve.iter().zip(&policy.curve) {
+            assert_eq!(point["load"], expected.load);
+            assert_eq!(point["delay_ms"], expected.delay_ms);
+            assert_eq!(point["drop"], expected.drop);
+        }
     }
 }

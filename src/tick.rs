@@ -8,13 +8,9 @@ use crate::health::settings::HostSource;
 use crate::health::shared::{ServiceSlot, Source, Table, NOT_CONFIGURED};
 use crate::health::sources::{self, FileCondition, FileRead};
 use crate::health::state::{Reading, State};
-use crate::module::ngx_stream_dns_service_module;
+use crate::log::{notice, warning};
 use crate::util::guard;
-use ngx::ffi::{
-    ngx_add_timer, ngx_current_msec, ngx_cycle, ngx_cycle_t, ngx_event_t, ngx_int_t, ngx_stream_conf_ctx_t,
-    ngx_stream_module, NGX_LOG_NOTICE, NGX_LOG_WARN, NGX_OK,
-};
-use ngx::ngx_log_error;
+use ngx::ffi::{ngx_add_timer, ngx_current_msec, ngx_cycle, ngx_cycle_t, ngx_event_t};
 use std::io::Read;
 use std::ptr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -27,42 +23,22 @@ const MAX_FILE: usize = 256;
 
 static mut TICK_EVENT: ngx_event_t = unsafe { std::mem::zeroed() };
 
-/// The module's stream main configuration in a running worker.
-pub unsafe fn worker_main_conf<'a>(cycle: *mut ngx_cycle_t) -> Option<&'a MainConf> {
-    let ctx = *(*cycle).conf_ctx.add(ngx_stream_module.index) as *mut ngx_stream_conf_ctx_t;
-    if ctx.is_null() {
-        return None;
-    }
-    let main = *(*ctx).main_conf.add(ngx_stream_dns_service_module.ctx_index) as *const MainConf;
-    main.as_ref()
-}
-
-/// `init_process`: start the tick in this worker.
-pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
-    guard(NGX_OK as ngx_int_t, || {
-        let Some(main) = worker_main_conf(cycle) else {
-            return NGX_OK as ngx_int_t;
-        };
-        if main.services.is_empty() {
-            return NGX_OK as ngx_int_t;
-        }
-        crate::fastpath::init_process(cycle);
-        let ev = ptr::addr_of_mut!(TICK_EVENT);
-        (*ev).handler = Some(tick);
-        (*ev).log = (*cycle).log;
-        (*ev).data = ptr::null_mut();
-        // A graceful shutdown does not wait for this timer.
-        (*ev).set_cancelable(1);
-        ngx_add_timer(ev, 1);
-        NGX_OK as ngx_int_t
-    })
+/// Starts the tick in this worker.
+pub unsafe fn start(cycle: *mut ngx_cycle_t) {
+    let ev = ptr::addr_of_mut!(TICK_EVENT);
+    (*ev).handler = Some(tick);
+    (*ev).log = (*cycle).log;
+    (*ev).data = ptr::null_mut();
+    // A graceful shutdown does not wait for this timer.
+    (*ev).set_cancelable(1);
+    ngx_add_timer(ev, 1);
 }
 
 unsafe extern "C" fn tick(ev: *mut ngx_event_t) {
     guard((), || {
         let cycle = ngx_cycle as *mut ngx_cycle_t;
-        if let Some(main) = worker_main_conf(cycle) {
-            if let Some(table) = main.table.as_ref() {
+        if let Some(main) = MainConf::of_cycle(cycle) {
+            if let Some(table) = main.table() {
                 for &conf in &main.services {
                     run_service(&*conf, table, (*cycle).log);
                 }
@@ -222,8 +198,7 @@ unsafe fn evaluate(conf: &SrvConf, slot: &ServiceSlot, now: u64, log: *mut ngx::
 
     let service = String::from_utf8_lossy(slot.name()).into_owned();
     if !was_initialized || before != verdict.state {
-        ngx_log_error!(
-            NGX_LOG_NOTICE,
+        notice!(
             log,
             "dns_service {service}: state {} (load {:.3}, delay {} ms, drop {:.1}%)",
             verdict.state.name(),
@@ -240,17 +215,12 @@ unsafe fn evaluate(conf: &SrvConf, slot: &ServiceSlot, now: u64, log: *mut ngx::
         }
         let started = conditions & bit != 0;
         // A missing file is a normal, quiet state unless it counts as bad.
-        let level = if started && !matches!(condition, Condition::FileMissing) {
-            NGX_LOG_WARN
+        let message = condition.describe(load, started);
+        if started && !matches!(condition, Condition::FileMissing) {
+            warning!(log, "dns_service {service}: {message}");
         } else {
-            NGX_LOG_NOTICE
-        };
-        ngx_log_error!(
-            level,
-            log,
-            "dns_service {service}: {}",
-            condition.describe(load, started)
-        );
+            notice!(log, "dns_service {service}: {message}");
+        }
     }
     leader.conditions = conditions;
 }

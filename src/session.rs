@@ -1,0 +1,212 @@
+//! The stream content handler, set on every server with `dns_service`, and
+//! the UDP session path: nginx's own per-datagram session, used when the
+//! fast path does not own the listening socket (`dns_udp_fast_path off`,
+//! several servers by name on one address). TCP connections continue in
+//! `tcp`.
+//!
+//! A UDP session answers its datagram and finalizes at once, unless the
+//! answer waits out a shedding delay; then further datagrams from the same
+//! client address reach the same session until its delayed answers are
+//! sent.
+
+use crate::conf::{session_ctx_slot, session_service, SrvConf};
+use crate::dns::Transport;
+use crate::serve::{self, LastQuery, Outcome, Service};
+use crate::tcp;
+use crate::util::{finalize, guard, ip_of, local_addr};
+use ngx::ffi::{
+    ngx_add_timer, ngx_connection_t, ngx_event_t, ngx_msec_t, ngx_pcalloc, ngx_stream_session_t,
+    NGX_STREAM_INTERNAL_SERVER_ERROR, NGX_STREAM_OK, NGX_STREAM_SERVICE_UNAVAILABLE,
+};
+use std::ffi::c_void;
+use std::ptr;
+
+/// A UDP session's context, allocated zeroed from the connection's pool
+/// (see `conf::session_ctx_slot` for why `last` comes first).
+#[repr(C)]
+struct UdpSession {
+    last: LastQuery,
+    /// Answers of this session still waiting out a delay.
+    pending: usize,
+}
+
+/// The UDP session context of `s`, if the handler created one.
+unsafe fn udp_session<'a>(s: *mut ngx_stream_session_t) -> Option<&'a mut UdpSession> {
+    (*session_ctx_slot(s) as *mut UdpSession).as_mut()
+}
+
+/// The content handler set on every stream server with `dns_service`.
+pub unsafe extern "C" fn dns_handler(s: *mut ngx_stream_session_t) {
+    if !guard(false, || {
+        start(s);
+        true
+    }) {
+        finalize(s, NGX_STREAM_INTERNAL_SERVER_ERROR);
+    }
+}
+
+unsafe fn start(s: *mut ngx_stream_session_t) {
+    let c = (*s).connection;
+    let Some((conf, service)) = session_service(s) else {
+        finalize(s, NGX_STREAM_SERVICE_UNAVAILABLE);
+        return;
+    };
+    (*(*c).log).action = c"serving DNS".as_ptr() as *mut _;
+    if (*c).type_ != libc::SOCK_DGRAM {
+        tcp::start(s, c, conf, service);
+        return;
+    }
+    let ctx = ngx_pcalloc((*c).pool, std::mem::size_of::<UdpSession>()) as *mut UdpSession;
+    if ctx.is_null() {
+        finalize(s, NGX_STREAM_INTERNAL_SERVER_ERROR);
+        return;
+    }
+    *session_ctx_slot(s) = ctx as *mut c_void;
+    serve_udp(s, c, conf, service, &mut *ctx);
+}
+
+// ---------------------------------------------------------------------------
+// UDP session path
+// ---------------------------------------------------------------------------
+
+/// Scratch space for UDP responses; workers are single-threaded and a
+/// response is sent (or copied for later) before the next one is built.
+static mut UDP_OUT: [u8; serve::MAX_UDP_RESPONSE] = [0; serve::MAX_UDP_RESPONSE];
+/// Scratch space for further datagrams of a live UDP session.
+static mut UDP_IN: [u8; 65535] = [0; 65535];
+
+unsafe fn serve_udp(
+    s: *mut ngx_stream_session_t,
+    c: *mut ngx_connection_t,
+    conf: &SrvConf,
+    service: Service,
+    ctx: &mut UdpSession,
+) {
+    let buf = (*c).buffer;
+    if !buf.is_null() && (*buf).last > (*buf).pos {
+        let msg = std::slice::from_raw_parts((*buf).pos, (*buf).last.offset_from((*buf).pos) as usize);
+        udp_datagram(c, conf, service, ctx, msg);
+        (*buf).pos = (*buf).last;
+    }
+    if ctx.pending == 0 {
+        finalize(s, NGX_STREAM_OK);
+    } else {
+        (*(*c).read).handler = Some(udp_read_handler);
+    }
+}
+
+unsafe fn udp_datagram(c: *mut ngx_connection_t, conf: &SrvConf, service: Service, ctx: &mut UdpSession, msg: &[u8]) {
+    let qctx = conf.query_context(
+        Transport::Udp,
+        local_addr(c),
+        ip_of((*c).sockaddr),
+        ngx::ffi::ngx_time() as u32,
+    );
+    // SAFETY: see UDP_OUT.
+    let out = &mut *ptr::addr_of_mut!(UDP_OUT);
+    let served = service.answer(msg, &qctx, out, serve::held_back(), Some(&mut ctx.last));
+    crate::log::debug!((*c).log, "{}", served.log_line(&service, false, qctx.client_addr));
+    match served.outcome {
+        Outcome::Send(len) => {
+            if let Some(send) = (*c).send {
+                // Send errors are logged by nginx's UDP send.
+                send(c, out.as_mut_ptr(), len);
+            }
+        }
+        Outcome::Delay(len, ms) => {
+            if !delay_udp(c, ctx, &out[..len], ms) {
+                if let Some(send) = (*c).send {
+                    send(c, out.as_mut_ptr(), len);
+                }
+            }
+        }
+        Outcome::Nothing => {}
+    }
+}
+
+/// A UDP answer waiting out its delay.
+#[repr(C)]
+struct DelayedDatagram {
+    event: ngx_event_t,
+    connection: *mut ngx_connection_t,
+    len: usize,
+    // followed by `len` bytes of response
+}
+
+unsafe fn delay_udp(c: *mut ngx_connection_t, ctx: &mut UdpSession, response: &[u8], ms: u32) -> bool {
+    let size = std::mem::size_of::<DelayedDatagram>() + response.len();
+    let d = ngx_pcalloc((*c).pool, size) as *mut DelayedDatagram;
+    if d.is_null() {
+        return false;
+    }
+    ptr::copy_nonoverlapping(
+        response.as_ptr(),
+        (d as *mut u8).add(std::mem::size_of::<DelayedDatagram>()),
+        response.len(),
+    );
+    (*d).connection = c;
+    (*d).len = response.len();
+    (*d).event.handler = Some(udp_delay_expired);
+    (*d).event.data = d as *mut c_void;
+    (*d).event.log = (*c).log;
+    ngx_add_timer(&mut (*d).event, ms as ngx_msec_t);
+    ctx.pending += 1;
+    serve::hold();
+    true
+}
+
+unsafe extern "C" fn udp_delay_expired(ev: *mut ngx_event_t) {
+    let d = (*ev).data as *mut DelayedDatagram;
+    let c = (*d).connection;
+    let s = (*c).data as *mut ngx_stream_session_t;
+    if !guard(false, || {
+        send_delayed(d);
+        true
+    }) {
+        finalize(s, NGX_STREAM_INTERNAL_SERVER_ERROR);
+    }
+}
+
+unsafe fn send_delayed(d: *mut DelayedDatagram) {
+    let c = (*d).connection;
+    let s = (*c).data as *mut ngx_stream_session_t;
+    if let Some(send) = (*c).send {
+        send(c, (d as *mut u8).add(std::mem::size_of::<DelayedDatagram>()), (*d).len);
+    }
+    serve::release();
+    let Some(ctx) = udp_session(s) else { return };
+    ctx.pending -= 1;
+    if ctx.pending == 0 {
+        finalize(s, NGX_STREAM_OK);
+    }
+}
+
+/// Further datagrams from the client of a UDP session that is waiting to
+/// send delayed answers.
+unsafe extern "C" fn udp_read_handler(rev: *mut ngx_event_t) {
+    let c = (*rev).data as *mut ngx_connection_t;
+    let s = (*c).data as *mut ngx_stream_session_t;
+    let ok = guard(false, || {
+        let (Some((conf, service)), Some(ctx)) = (session_service(s), udp_session(s)) else {
+            return false;
+        };
+        let Some(recv) = (*c).recv else { return false };
+        // Bounded: one event delivers at most a handful of datagrams.
+        for _ in 0..64 {
+            // SAFETY: see UDP_IN.
+            let input = &mut *ptr::addr_of_mut!(UDP_IN);
+            let n = recv(c, input.as_mut_ptr(), input.len());
+            if n <= 0 {
+                break;
+            }
+            udp_datagram(c, conf, service, ctx, &input[..n as usize]);
+        }
+        if ctx.pending == 0 {
+            finalize(s, NGX_STREAM_OK);
+        }
+        true
+    });
+    if !ok {
+        finalize(s, NGX_STREAM_INTERNAL_SERVER_ERROR);
+    }
+}
