@@ -403,7 +403,7 @@ mod tests {
     /// A table in zeroed memory, as nginx's shared zone gives it.
     fn table() -> (Vec<u64>, &'static Table) {
         let mut memory = vec![0u64; std::mem::size_of::<Table>() / 8 + 1];
-        let table = unsafe { Table::init(memory.as_mut_ptr() as *mut u8, [7; 16]) };
+        let table = unsafe { Table::init(memory.as_mut_ptr() as *mut u8, [7; 16], [8; 16]) };
         (memory, unsafe { &*(table as *const Table) })
     }
 

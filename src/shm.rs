@@ -6,13 +6,13 @@
 use crate::conf::{MainConf, SrvConf};
 use crate::health::shared::{Source, Table, NOT_CONFIGURED};
 use crate::health::state::State;
+use crate::log::emerg;
 use crate::module::ngx_stream_dns_service_module;
 use crate::util::guard;
 use ngx::ffi::{
     ngx_conf_t, ngx_int_t, ngx_shared_memory_add, ngx_shm_zone_t, ngx_slab_calloc, ngx_slab_pool_t, ngx_str_t,
-    NGX_ERROR, NGX_LOG_EMERG, NGX_OK,
+    NGX_ERROR, NGX_OK,
 };
-use ngx::ngx_log_error;
 use std::ffi::c_void;
 use std::ptr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -77,16 +77,16 @@ unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, old_data: *mut c_void)
             (*shpool).data = p as *mut c_void;
             p
         };
-        let mut secret = [0u8; 16];
-        if libc::getrandom(secret.as_mut_ptr() as *mut c_void, secret.len(), 0) != secret.len() as isize {
-            ngx_log_error!(
-                NGX_LOG_EMERG,
+        // Per start: the DNS cookie secret and the rate limiter's hash key.
+        let (mut cookie_secret, mut rrl_key) = ([0u8; 16], [0u8; 16]);
+        if !fill_random(&mut cookie_secret) || !fill_random(&mut rrl_key) {
+            emerg!(
                 (*zone).shm.log,
-                "getrandom() failed for the DNS cookie secret"
+                "getrandom() failed for the DNS cookie secret or the rate limit key"
             );
             return NGX_ERROR as ngx_int_t;
         }
-        let table = Table::init(memory, secret);
+        let table = Table::init(memory, cookie_secret, rrl_key);
         main.table = table;
 
         let names: Vec<Vec<u8>> = main
@@ -102,8 +102,7 @@ unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, old_data: *mut c_void)
             .collect();
         let refs: Vec<&[u8]> = names.iter().map(Vec::as_slice).collect();
         let Ok(slots) = table.assign(&refs) else {
-            ngx_log_error!(
-                NGX_LOG_EMERG,
+            emerg!(
                 (*zone).shm.log,
                 "too many dns_service servers (at most {})",
                 crate::health::shared::MAX_SERVICES
@@ -123,6 +122,11 @@ unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, old_data: *mut c_void)
         }
         NGX_OK as ngx_int_t
     })
+}
+
+fn fill_random(buf: &mut [u8; 16]) -> bool {
+    // SAFETY: the buffer is valid for its length.
+    unsafe { libc::getrandom(buf.as_mut_ptr() as *mut c_void, buf.len(), 0) == buf.len() as isize }
 }
 
 /// A slot seen for the first time (or whose sources changed) starts in the

@@ -5,7 +5,7 @@
 
 use crate::conf::{LoadConf, MainConf, SrvConf};
 use crate::health::settings::HostSource;
-use crate::health::shared::{ServiceSlot, Source, Table, NOT_CONFIGURED};
+use crate::health::shared::{Lead, ServiceSlot, Source, Table, NOT_CONFIGURED};
 use crate::health::sources::{self, FileCondition, FileRead};
 use crate::health::state::{Reading, State};
 use crate::log::{notice, warning};
@@ -54,8 +54,8 @@ unsafe fn run_service(conf: &SrvConf, table: &Table, log: *mut ngx::ffi::ngx_log
     let Some(index) = conf.load.slot else { return };
     let slot = &table.slots[index];
     let now = ngx_current_msec as u64;
-    if slot.try_lead(now, TICK_MS) {
-        evaluate(conf, slot, now, log);
+    if let Some(mut lead) = slot.try_lead(now, TICK_MS, std::process::id()) {
+        evaluate(conf, slot, &mut lead, now, log);
     }
     if let Some(probe) = &conf.load.probe {
         if slot.try_probe(now, probe.interval_ms) {
@@ -134,10 +134,10 @@ fn read_host(source: HostSource) -> Option<f64> {
     }
 }
 
-unsafe fn evaluate(conf: &SrvConf, slot: &ServiceSlot, now: u64, log: *mut ngx::ffi::ngx_log_t) {
+unsafe fn evaluate(conf: &SrvConf, slot: &ServiceSlot, lead: &mut Lead, now: u64, log: *mut ngx::ffi::ngx_log_t) {
     let load = &conf.load;
-    // SAFETY: this worker won the tick.
-    let leader = slot.leader();
+    let probe_results = lead.take_probe_results();
+    let leader = lead.leader_state();
     let mut readings: Vec<(Reading, bool)> = Vec::with_capacity(4);
     let mut conditions = 0u32;
     let publish = |source: Source, reading: Option<Reading>| {
@@ -153,8 +153,16 @@ unsafe fn evaluate(conf: &SrvConf, slot: &ServiceSlot, now: u64, log: *mut ngx::
         publish(Source::Upstream, Some(reading));
     }
     if let Some(probe) = &load.probe {
-        while let Some((ok, figure)) = slot.take_probe_result() {
-            leader.probe.record(ok, figure, probe.rise, probe.fall);
+        for result in probe_results.results {
+            leader.probe.record(result.ok, result.load, probe.rise, probe.fall);
+        }
+        if probe_results.lost > 0 {
+            warning!(
+                log,
+                "dns_service {}: {} probe results were lost (the tick fell behind)",
+                String::from_utf8_lossy(&slot.name()),
+                probe_results.lost
+            );
         }
         // Logged when the failures take the application down (after
         // `fall`), not for each isolated failure.
@@ -196,7 +204,7 @@ unsafe fn evaluate(conf: &SrvConf, slot: &ServiceSlot, now: u64, log: *mut ngx::
     slot.delay_us.store(verdict.shape.delay_us, Relaxed);
     slot.drop_ppm.store(verdict.shape.drop_ppm, Relaxed);
 
-    let service = String::from_utf8_lossy(slot.name()).into_owned();
+    let service = String::from_utf8_lossy(&slot.name()).into_owned();
     if !was_initialized || before != verdict.state {
         notice!(
             log,

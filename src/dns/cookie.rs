@@ -72,12 +72,22 @@ pub fn check(secrets: &CookieSecrets, client: &[u8; 8], server: &[u8], ip: IpAdd
     if age > MAX_AGE && stamp.wrapping_sub(now) > MAX_AHEAD {
         return CookieStatus::Invalid;
     }
-    let ok = |secret: &[u8; 16]| hash(secret, client, &head, ip) == server[8..];
+    let mac: [u8; 8] = server[8..].try_into().unwrap_or_default();
+    let ok = |secret: &[u8; 16]| macs_match(&hash(secret, client, &head, ip), &mac);
     if ok(&secrets.current) || secrets.previous.as_ref().is_some_and(ok) {
         CookieStatus::Valid
     } else {
         CookieStatus::Invalid
     }
+}
+
+/// Compares two MACs in constant time: every octet is looked at whatever
+/// the others hold, so the time taken does not tell a forger how many
+/// leading octets of a guess were right.
+fn macs_match(expected: &[u8; 8], received: &[u8; 8]) -> bool {
+    let difference = expected.iter().zip(received).fold(0, |acc, (a, b)| acc | (a ^ b));
+    // Keeps the compiler from turning the fold back into an early exit.
+    std::hint::black_box(difference) == 0
 }
 
 /// Parses a secret file: 32 hex digits per line, the current secret first
@@ -154,6 +164,20 @@ mod tests {
             previous: None,
         };
         assert_eq!(check(&done, &client, &old, ip, 100), CookieStatus::Invalid);
+    }
+
+    #[test]
+    fn macs_match_only_when_every_octet_does() {
+        let mac = *b"\x01\x23\x45\x67\x89\xab\xcd\xef";
+        assert!(macs_match(&mac, &mac));
+        for octet in 0..8 {
+            for bit in 0..8 {
+                let mut forged = mac;
+                forged[octet] ^= 1 << bit;
+                assert!(!macs_match(&mac, &forged), "octet {octet}, bit {bit}");
+            }
+        }
+        assert!(!macs_match(&mac, &[0; 8]));
     }
 
     #[test]

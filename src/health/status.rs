@@ -8,7 +8,7 @@ use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
 
 fn name(slot: &ServiceSlot) -> String {
-    String::from_utf8_lossy(slot.name()).replace(['"', '\\'], "")
+    String::from_utf8_lossy(&slot.name()).replace(['"', '\\'], "")
 }
 
 fn reading_of(slot: &ServiceSlot, source: Source) -> Option<Reading> {
@@ -384,8 +384,8 @@ mod tests {
     #[test]
     fn renders_both_formats() {
         let mut memory = vec![0u64; std::mem::size_of::<Table>() / 8 + 1];
-        let table = unsafe { Table::init(memory.as_mut_ptr() as *mut u8, [0; 16]) };
-        let idx = unsafe { table.assign(&[b"www.example.com"]) }.unwrap()[0];
+        let table = unsafe { Table::init(memory.as_mut_ptr() as *mut u8, [0; 16], [0; 16]) };
+        let idx = table.assign(&[b"www.example.com"]).unwrap()[0];
         let slot = &table.slots[idx];
         slot.state.store(State::Shedding as u32, Relaxed);
         slot.load_milli.store(850, Relaxed);
