@@ -1,0 +1,17 @@
+"""The resolver lab behind scripts/lab, as a package.
+
+Modules, from the wire up:
+  dnswire      DNS queries and responses, the rate-limited driver
+  procs        processes in their own groups, signals, timers, the log
+  topology     addresses, zone files, the parent NSD, the nginx hosts
+               (and relays), the network namespace, the nginx build
+  resolvers    Unbound, BIND 9, PowerDNS Recursor, Knot Resolver
+  analysis     shares, latencies and time bins from the driver's records
+  experiments  the Lab: set-up, the module's defaults, every experiment
+  report       docs/lab.md and docs/lab-share.svg from results.json
+"""
+
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LAB_D = os.path.join(ROOT, "scripts", "lab.d")  # the host template and the relay
