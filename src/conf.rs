@@ -21,9 +21,9 @@ use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::ffi::{
     ngx_conf_t, ngx_cycle_t, ngx_http_conf_ctx_t, ngx_http_core_loc_conf_t, ngx_http_core_module, ngx_http_module,
     ngx_http_request_t, ngx_http_upstream_main_conf_t, ngx_http_upstream_module, ngx_http_upstream_srv_conf_t,
-    ngx_msec_t, ngx_pool_cleanup_add, ngx_pool_t, ngx_shm_zone_t, ngx_stream_conf_ctx_t, ngx_stream_core_module,
-    ngx_stream_core_srv_conf_t, ngx_stream_module, ngx_stream_session_t, ngx_stream_upstream_main_conf_t,
-    ngx_stream_upstream_module, ngx_stream_upstream_srv_conf_t,
+    ngx_module_t, ngx_msec_t, ngx_pool_cleanup_add, ngx_pool_t, ngx_shm_zone_t, ngx_stream_conf_ctx_t,
+    ngx_stream_core_module, ngx_stream_core_srv_conf_t, ngx_stream_module, ngx_stream_session_t,
+    ngx_stream_upstream_main_conf_t, ngx_stream_upstream_module, ngx_stream_upstream_srv_conf_t,
 };
 use std::cell::Cell;
 use std::ffi::{c_char, c_void};
@@ -324,6 +324,24 @@ pub unsafe fn stream_upstream_main_conf<'a>(cycle: *mut ngx_cycle_t) -> Option<&
     (*ctx.main_conf.add(ngx_stream_upstream_module.ctx_index) as *const ngx_stream_upstream_main_conf_t).as_ref()
 }
 
+/// Whether a stream server (by its configuration context) has `allow` or
+/// `deny` rules of `ngx_stream_access_module`, found by name because nginx
+/// may be built without it (then no server has rules).
+///
+/// # Safety
+/// `ctx` must be a stream configuration context of a complete configuration.
+pub unsafe fn has_access_rules(ctx: *mut ngx_stream_conf_ctx_t) -> bool {
+    let module = libc::dlsym(libc::RTLD_DEFAULT, c"ngx_stream_access_module".as_ptr()) as *const ngx_module_t;
+    if module.is_null() || ctx.is_null() {
+        return false;
+    }
+    // ngx_stream_access_srv_conf_t: the IPv4, IPv6 and unix-domain rule
+    // arrays (all three exist on Linux builds); merged from the stream
+    // level, so inherited rules count too.
+    let rules = *(*ctx).srv_conf.add((*module).ctx_index) as *const [*const c_void; 3];
+    rules.as_ref().is_some_and(|r| r.iter().any(|a| !a.is_null()))
+}
+
 /// The module's per-session context slot. Every context stored there (the
 /// UDP and the TCP session's) is `#[repr(C)]` and starts with the session's
 /// `LastQuery`, so that `last_query` reads it whatever the transport.
@@ -401,9 +419,15 @@ pub unsafe extern "C" fn merge_srv_conf(cf: *mut ngx_conf_t, _parent: *mut c_voi
         let conf = &mut *(child as *mut SrvConf);
         match merge(conf) {
             Ok(()) => {
-                if conf.zone.is_some() {
-                    MainConf::of_conf(cf).services.push(conf as *mut SrvConf);
+                if conf.zone.is_none() {
+                    return NGX_CONF_OK;
                 }
+                let main = MainConf::of_conf(cf);
+                if let Some(message) = conflicting_service(main, conf) {
+                    crate::log::emerg!((*cf).log, "{message}");
+                    return NGX_CONF_ERROR;
+                }
+                main.services.push(conf as *mut SrvConf);
                 NGX_CONF_OK
             }
             Err(message) => {
@@ -412,6 +436,39 @@ pub unsafe extern "C" fn merge_srv_conf(cf: *mut ngx_conf_t, _parent: *mut c_voi
             }
         }
     })
+}
+
+/// Server blocks that serve the same name share one slot of the shared
+/// table: one state, one evaluation. They may differ in listen addresses
+/// and answer settings, but not in what decides the state (the load
+/// sources and the shedding curve), or only the first block's would count.
+unsafe fn conflicting_service(main: &MainConf, conf: &SrvConf) -> Option<String> {
+    let (name, at) = conf.staged.service.as_ref()?;
+    main.services.iter().find_map(|&other| {
+        let (other_name, other_at) = (*other).staged.service.as_ref()?;
+        (other_name == name && !(*other).load.same_decision(&conf.load)).then(|| {
+            format!(
+                "\"dns_service\" {name} in {}:{} is also served by the server in {}:{} with other load \
+                 sources or shedding settings; servers of one name share one state, so give them the same \
+                 dns_load_*, dns_load_smoothing and dns_shed settings, or use one server block",
+                at.file, at.line, other_at.file, other_at.line
+            )
+        })
+    })
+}
+
+impl LoadConf {
+    /// Whether two services would evaluate and publish the same state.
+    fn same_decision(&self, other: &LoadConf) -> bool {
+        let upstream = |u: &Option<UpstreamSettings>| u.as_ref().map(|u| (u.name.clone(), u.kind, u.capacity));
+        upstream(&self.upstream) == upstream(&other.upstream)
+            && self.probe == other.probe
+            && self.file == other.file
+            && self.host == other.host
+            && self.smoothing_ms == other.smoothing_ms
+            && self.policy.curve == other.policy.curve
+            && self.policy.high == other.policy.high
+    }
 }
 
 fn merge(conf: &mut SrvConf) -> Result<(), String> {

@@ -9,7 +9,7 @@ use crate::dns::cookie;
 use crate::health::policy::Silence;
 use crate::health::settings::{self, SettingError};
 use crate::serve::RateLimit;
-use crate::util::{guard, str_bytes};
+use crate::util::{guard, read_regular_file, str_bytes};
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::ffi::{ngx_command_t, ngx_conf_t, ngx_msec_t, ngx_str_t, NGX_LOG_EMERG};
 use ngx::ngx_conf_log_error;
@@ -395,8 +395,10 @@ pub unsafe extern "C" fn set_cookie_secret(
     directive(cf, cmd, conf, |conf, args, _| {
         once(&conf.staged.cookie_file)?;
         let path = args[0];
-        let text = std::fs::read_to_string(path)
+        // Bounded, and never waiting on a FIFO: a reload must not hang.
+        let bytes = read_regular_file(path, 4096)
             .map_err(|e| invalid(path)(ConfigError::Parameter(format!("cannot read the secret file: {e}"))))?;
+        let text = String::from_utf8_lossy(&bytes);
         let secrets = cookie::parse_secrets(&text).ok_or_else(|| {
             invalid(path)(ConfigError::Parameter(
                 "the secret file must hold 32 hex digits (the current secret), optionally a second line with the previous one".into(),

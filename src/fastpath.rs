@@ -4,13 +4,16 @@
 //! handler of its own UDP listening sockets and serves datagrams in batches
 //! (`recvmmsg`/`sendmmsg`) straight from the templates, inside nginx's event
 //! loop: the same engine, shedding decisions (delays on timers) and shared
-//! counters, without the per-datagram session. Stream phases (access_log,
-//! `proxy_protocol`, `limit_conn`, access rules) do not run on this path;
+//! counters, without the per-datagram session. Stream phases do not run on
+//! this path, so a listener whose addresses use `proxy_protocol` or whose
+//! servers have `allow`/`deny` rules stays on the session path (logged at
+//! start); `access_log` and `limit_conn` are not applied here, and
 //! `dns_udp_fast_path off` keeps a server on the session path.
 
 use crate::conf::{MainConf, SrvConf};
 use crate::dns::Transport;
-use crate::health::shared::{DropReason, Table};
+use crate::health::shared::{DropReason, ServiceSlot, Table};
+use crate::replies::{self, write_control, Control, CONTROL};
 use crate::serve::{self, Outcome};
 use crate::util::{guard, ip_of};
 use ngx::ffi::{
@@ -31,10 +34,10 @@ const ROUNDS: usize = 4;
 /// Largest query accepted on this path; longer datagrams are dropped.
 const IN_SIZE: usize = 4096;
 const OUT_SIZE: usize = serve::MAX_UDP_RESPONSE;
-const CONTROL: usize = 64;
 
 /// A listening socket served here, and the services behind its addresses.
 struct Listener {
+    ls: *const ngx_listening_t,
     fd: libc::c_int,
     wildcard: bool,
     /// The socket's own address (for `dns_address auto` when not wildcard).
@@ -51,8 +54,10 @@ struct Buffers {
     input: [[u8; IN_SIZE]; BATCH],
     output: [[u8; OUT_SIZE]; BATCH],
     peers: [libc::sockaddr_storage; BATCH],
-    in_control: [[u8; CONTROL]; BATCH],
-    out_control: [[u8; CONTROL]; BATCH],
+    in_control: [Control; BATCH],
+    out_control: [Control; BATCH],
+    /// The service slot of each reply, to count a failed send.
+    reply_slots: [*const ServiceSlot; BATCH],
     in_iov: [libc::iovec; BATCH],
     out_iov: [libc::iovec; BATCH],
     in_msgs: [libc::mmsghdr; BATCH],
@@ -62,38 +67,60 @@ struct Buffers {
 static mut BUFFERS: *mut Buffers = ptr::null_mut();
 static mut LISTENERS: Vec<Box<Listener>> = Vec::new();
 
+/// Why a listening socket is not served here.
+enum NotHere {
+    /// Not (only) DNS services that allow the fast path: nothing to say.
+    Other,
+    /// A stream feature only the session path honours.
+    Needs(&'static str),
+}
+
 /// The DNS service of a stream server, if it may use this path.
-unsafe fn service_of(cscf: *mut ngx_stream_core_srv_conf_t) -> Option<*const SrvConf> {
+unsafe fn service_of(cscf: *mut ngx_stream_core_srv_conf_t) -> Result<*const SrvConf, NotHere> {
     if cscf.is_null() {
-        return None;
+        return Err(NotHere::Other);
     }
-    let conf = SrvConf::of_stream_ctx((*cscf).ctx)?;
-    (conf.zone.is_some() && conf.fast_path).then_some(conf as *const SrvConf)
+    let conf = SrvConf::of_stream_ctx((*cscf).ctx).ok_or(NotHere::Other)?;
+    if conf.zone.is_none() || !conf.fast_path {
+        return Err(NotHere::Other);
+    }
+    if crate::conf::has_access_rules((*cscf).ctx) {
+        return Err(NotHere::Needs("allow/deny rules"));
+    }
+    Ok(conf as *const SrvConf)
 }
 
 #[cfg(ngx_stream_virtual_servers)]
-unsafe fn addr_service(conf: &ngx::ffi::ngx_stream_addr_conf_t) -> Option<*const SrvConf> {
+unsafe fn addr_service(conf: &ngx::ffi::ngx_stream_addr_conf_t) -> Result<*const SrvConf, NotHere> {
     if !conf.virtual_names.is_null() {
         // Several servers by name on one address: not for this path.
-        return None;
+        return Err(NotHere::Other);
+    }
+    // nginx rejects "udp proxy_protocol" today; should it ever accept it,
+    // the header must not be parsed as DNS.
+    if conf.proxy_protocol() != 0 {
+        return Err(NotHere::Needs("proxy_protocol"));
     }
     service_of(conf.default_server)
 }
 
 #[cfg(not(ngx_stream_virtual_servers))]
-unsafe fn addr_service(conf: &ngx::ffi::ngx_stream_addr_conf_t) -> Option<*const SrvConf> {
+unsafe fn addr_service(conf: &ngx::ffi::ngx_stream_addr_conf_t) -> Result<*const SrvConf, NotHere> {
     if conf.ctx.is_null() {
-        return None;
+        return Err(NotHere::Other);
+    }
+    if conf.proxy_protocol() != 0 {
+        return Err(NotHere::Needs("proxy_protocol"));
     }
     service_of(crate::conf::core_srv_conf_of_ctx(conf.ctx))
 }
 
 /// The services behind a stream UDP listening socket, if every address on
 /// it belongs to a DNS service that allows the fast path.
-unsafe fn services_of(ls: &ngx_listening_t) -> Option<Vec<(Option<IpAddr>, *const SrvConf)>> {
+unsafe fn services_of(ls: &ngx_listening_t) -> Result<Vec<(Option<IpAddr>, *const SrvConf)>, NotHere> {
     let port = ls.servers as *const ngx_stream_port_t;
     if port.is_null() || (*port).naddrs == 0 {
-        return None;
+        return Err(NotHere::Other);
     }
     let n = (*port).naddrs;
     let mut out = Vec::with_capacity(n);
@@ -112,7 +139,7 @@ unsafe fn services_of(ls: &ngx_listening_t) -> Option<Vec<(Option<IpAddr>, *cons
         let key = if n > 1 && i + 1 < n { Some(addr) } else { None };
         out.push((key, service));
     }
-    Some(out)
+    Ok(out)
 }
 
 /// Takes over this worker's DNS UDP listening sockets (from the module's
@@ -126,7 +153,18 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t, main: &MainConf) {
         if ls.type_ != libc::SOCK_DGRAM || ls.connection.is_null() || !stream_listener {
             continue;
         }
-        let Some(services) = services_of(ls) else { continue };
+        let services = match services_of(ls) {
+            Ok(services) => services,
+            Err(NotHere::Other) => continue,
+            Err(NotHere::Needs(feature)) => {
+                let addr = String::from_utf8_lossy(crate::util::str_bytes(&ls.addr_text));
+                crate::log::notice!(
+                    (*cycle).log,
+                    "DNS on UDP {addr} takes nginx's session path, which applies {feature}"
+                );
+                continue;
+            }
+        };
         if BUFFERS.is_null() {
             let layout = std::alloc::Layout::new::<Buffers>();
             let p = std::alloc::alloc_zeroed(layout) as *mut Buffers;
@@ -137,6 +175,7 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t, main: &MainConf) {
         }
         let c = ls.connection;
         let listener = Box::new(Listener {
+            ls,
             fd: (*c).fd,
             wildcard: ls.wildcard() != 0,
             local: ip_of(ls.sockaddr),
@@ -171,7 +210,7 @@ unsafe fn destination(msg: &libc::msghdr) -> Option<IpAddr> {
 
 /// Builds the control message that makes a reply leave from the address
 /// the query arrived on (needed on a wildcard socket).
-unsafe fn source_control(received: &libc::msghdr, out: &mut [u8; CONTROL]) -> usize {
+unsafe fn source_control(received: &libc::msghdr, out: &mut Control) -> usize {
     let mut cmsg = libc::CMSG_FIRSTHDR(received);
     while !cmsg.is_null() {
         let level = (*cmsg).cmsg_level;
@@ -193,23 +232,6 @@ unsafe fn source_control(received: &libc::msghdr, out: &mut [u8; CONTROL]) -> us
         cmsg = libc::CMSG_NXTHDR(received, cmsg);
     }
     0
-}
-
-unsafe fn write_control<T>(out: &mut [u8; CONTROL], level: i32, kind: i32, value: &T) -> usize {
-    let space = libc::CMSG_SPACE(size_of::<T>() as u32) as usize;
-    if space > CONTROL {
-        return 0;
-    }
-    out[..space].fill(0);
-    let mut hdr: libc::msghdr = zeroed();
-    hdr.msg_control = out.as_mut_ptr() as *mut c_void;
-    hdr.msg_controllen = space as _;
-    let cmsg = libc::CMSG_FIRSTHDR(&hdr);
-    (*cmsg).cmsg_level = level;
-    (*cmsg).cmsg_type = kind;
-    (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<T>() as u32) as _;
-    ptr::copy_nonoverlapping(value as *const T as *const u8, libc::CMSG_DATA(cmsg), size_of::<T>());
-    space
 }
 
 unsafe extern "C" fn on_readable(ev: *mut ngx_event_t) {
@@ -234,7 +256,7 @@ unsafe fn serve(l: &Listener) {
             hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as u32;
             hdr.msg_iov = &mut b.in_iov[i];
             hdr.msg_iovlen = 1;
-            hdr.msg_control = b.in_control[i].as_mut_ptr() as *mut c_void;
+            hdr.msg_control = b.in_control[i].0.as_mut_ptr() as *mut c_void;
             hdr.msg_controllen = if l.wildcard { CONTROL as _ } else { 0 };
             hdr.msg_flags = 0;
         }
@@ -293,30 +315,30 @@ unsafe fn serve(l: &Listener) {
                     o.msg_iov = &mut b.out_iov[replies];
                     o.msg_iovlen = 1;
                     o.msg_control = if controllen > 0 {
-                        b.out_control[replies].as_mut_ptr() as *mut c_void
+                        b.out_control[replies].0.as_mut_ptr() as *mut c_void
                     } else {
                         ptr::null_mut()
                     };
                     o.msg_controllen = controllen as _;
                     o.msg_flags = 0;
+                    b.reply_slots[replies] = service.shared.map_or(ptr::null(), |s| s.slot());
                     replies += 1;
                 }
                 Outcome::Delay(reply_len, ms) => {
-                    delay(l, hdr, &b.peers[i], &out[..reply_len], ms);
+                    let slot = service.shared.map_or(ptr::null(), |s| s.slot());
+                    delay(l, hdr, &b.peers[i], &out[..reply_len], ms, slot);
                 }
                 Outcome::Nothing => {}
             }
         }
-        let mut sent = 0;
-        while sent < replies {
-            let r = libc::sendmmsg(l.fd, b.out_msgs.as_mut_ptr().add(sent), (replies - sent) as u32, 0);
-            if r <= 0 {
-                // Socket buffer full or an error: the rest is lost, as a
-                // datagram may be; resolvers retry.
-                break;
+        let slots = &b.reply_slots;
+        crate::udp_batch::send(l.fd, &mut b.out_msgs[..replies], |i| {
+            if let Some(slot) = slots[i].as_ref() {
+                slot.counters
+                    .send_failed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
-            sent += r as usize;
-        }
+        });
         if n < BATCH {
             return;
         }
@@ -324,14 +346,16 @@ unsafe fn serve(l: &Listener) {
 }
 
 /// A reply waiting out its shedding delay, with what is needed to send it
-/// from the listening socket later. Recycled through a free list, so the
-/// steady state allocates nothing.
+/// later on the worker's own duplicate of the listening socket (see
+/// `replies`). Recycled through a free list, so the steady state allocates
+/// nothing.
 struct Delayed {
     event: ngx_event_t,
-    fd: libc::c_int,
+    socket: libc::c_int,
+    slot: *const ServiceSlot,
     peer: libc::sockaddr_storage,
     peer_len: u32,
-    control: [u8; CONTROL],
+    control: Control,
     control_len: usize,
     len: usize,
     data: [u8; OUT_SIZE],
@@ -339,29 +363,47 @@ struct Delayed {
 
 static mut FREE: Vec<Box<Delayed>> = Vec::new();
 
-unsafe fn delay(l: &Listener, hdr: &libc::msghdr, peer: &libc::sockaddr_storage, reply: &[u8], ms: u32) {
+unsafe fn delay(
+    l: &Listener,
+    hdr: &libc::msghdr,
+    peer: &libc::sockaddr_storage,
+    reply: &[u8],
+    ms: u32,
+    slot: *const ServiceSlot,
+) {
+    let control_len = |control: &mut Control| if l.wildcard { source_control(hdr, control) } else { 0 };
+    let Some(socket) = replies::socket_of(l.ls) else {
+        // No descriptor to keep (out of descriptors): answer now rather
+        // than never.
+        let mut control = Control::default();
+        let len = control_len(&mut control);
+        replies::send(
+            l.fd,
+            reply,
+            peer as *const _ as *const _,
+            hdr.msg_namelen,
+            &control.0[..len],
+        );
+        return;
+    };
     let free = &mut *ptr::addr_of_mut!(FREE);
     let mut d = match free.pop() {
         Some(d) => d,
         None => Box::new(zeroed::<Delayed>()),
     };
-    d.fd = l.fd;
+    d.socket = socket;
+    d.slot = slot;
     d.peer = *peer;
     d.peer_len = hdr.msg_namelen;
-    d.control_len = if l.wildcard {
-        source_control(hdr, &mut d.control)
-    } else {
-        0
-    };
+    d.control_len = control_len(&mut d.control);
     d.len = reply.len();
     d.data[..reply.len()].copy_from_slice(reply);
     let d = Box::into_raw(d);
     (*d).event = zeroed();
     (*d).event.handler = Some(delay_expired);
     (*d).event.data = d as *mut c_void;
-    (*d).event.log = ngx::ffi::ngx_cycle.as_ref().map_or(ptr::null_mut(), |c| c.log);
-    // Shedding answers are not worth holding up a worker's exit for.
-    (*d).event.set_cancelable(1);
+    (*d).event.log = l.log;
+    // Not cancelable: an exiting worker sends what it holds back first.
     ngx_add_timer(&mut (*d).event, ms as ngx_msec_t);
     serve::hold();
 }
@@ -370,20 +412,15 @@ unsafe extern "C" fn delay_expired(ev: *mut ngx_event_t) {
     // Nothing here can panic but the send, which is guarded.
     let d = Box::from_raw((*ev).data as *mut Delayed);
     guard((), || {
-        let mut iov = libc::iovec {
-            iov_base: d.data.as_ptr() as *mut c_void,
-            iov_len: d.len,
-        };
-        let mut msg: libc::msghdr = zeroed();
-        msg.msg_name = &d.peer as *const _ as *mut c_void;
-        msg.msg_namelen = d.peer_len;
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        if d.control_len > 0 {
-            msg.msg_control = d.control.as_ptr() as *mut c_void;
-            msg.msg_controllen = d.control_len as _;
+        let peer = &d.peer as *const _ as *const libc::sockaddr;
+        let control = &d.control.0[..d.control_len];
+        if !replies::send(d.socket, &d.data[..d.len], peer, d.peer_len, control) {
+            if let Some(slot) = d.slot.as_ref() {
+                slot.counters
+                    .send_failed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
         }
-        libc::sendmsg(d.fd, &msg, libc::MSG_DONTWAIT);
     });
     serve::release();
     (*ptr::addr_of_mut!(FREE)).push(d);

@@ -8,7 +8,9 @@
 //! - `health`: load and health sources, the state machine, the shedding
 //!   policy, response rate limiting, and the table all workers share;
 //! - `serve`: the decision every query goes through (answer, rate limit,
-//!   policy, delay queue, counters).
+//!   policy, delay queue, counters);
+//! - `udp_batch`: `sendmmsg` batches where one refused datagram costs no
+//!   other.
 //!
 //! The nginx glue (feature `module`), each file depending only on the ones
 //! listed before it (and on `module` for its `ctx_index`):
@@ -16,6 +18,7 @@
 //! - `conf`: configuration types, create/merge, the `ctx_index` accessors;
 //! - `directives`: the directive handlers;
 //! - `shm`: the shared zone holding the table;
+//! - `replies`: the worker's own descriptors for delayed UDP replies;
 //! - `tcp`, `session`: TCP framing and pipelining; the stream content
 //!   handler and the UDP session path;
 //! - `fastpath`: the UDP listener takeover (batched `recvmmsg`/`sendmmsg`),
@@ -29,6 +32,7 @@
 pub mod dns;
 pub mod health;
 pub mod serve;
+pub mod udp_batch;
 
 #[cfg(all(feature = "module", not(test)))]
 mod conf;
@@ -42,6 +46,8 @@ mod log;
 mod module;
 #[cfg(all(feature = "module", not(test)))]
 mod probe;
+#[cfg(all(feature = "module", not(test)))]
+mod replies;
 #[cfg(all(feature = "module", not(test)))]
 mod session;
 #[cfg(all(feature = "module", not(test)))]

@@ -25,13 +25,13 @@
 use crate::conf::{self, MainConf};
 use crate::log::emerg;
 use crate::util::guard;
-use crate::{directives, fastpath, session, shm, status, tick, upstream, variables};
+use crate::{directives, fastpath, replies, session, shm, status, tick, upstream, variables};
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::ffi::{
     ngx_command_t, ngx_conf_t, ngx_core_module_t, ngx_cycle_t, ngx_http_module_t, ngx_int_t, ngx_module_t, ngx_str_t,
     ngx_stream_module_t, ngx_uint_t, NGX_CONF_1MORE, NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_CONF_TAKE12, NGX_CORE_MODULE,
-    NGX_ERROR, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MODULE, NGX_OK, NGX_STREAM_MODULE,
-    NGX_STREAM_SRV_CONF, NGX_STREAM_SRV_CONF_OFFSET,
+    NGX_ERROR, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MODULE, NGX_OK, NGX_PROCESS_SINGLE,
+    NGX_PROCESS_WORKER, NGX_STREAM_MODULE, NGX_STREAM_SRV_CONF, NGX_STREAM_SRV_CONF_OFFSET,
 };
 use std::ffi::{c_char, c_void};
 use std::ptr;
@@ -101,6 +101,7 @@ pub static mut ngx_stream_dns_service_module: ngx_module_t = ngx_module_t {
     commands: ptr::addr_of_mut!(STREAM_COMMANDS) as *mut ngx_command_t,
     type_: NGX_STREAM_MODULE as ngx_uint_t,
     init_process: Some(init_process),
+    exit_process: Some(exit_process),
     ..ngx_module_t::default()
 };
 
@@ -192,9 +193,15 @@ unsafe extern "C" fn init_core_conf(cycle: *mut ngx_cycle_t, _conf: *mut c_void)
     })
 }
 
-/// In each worker: take over the UDP listeners, then start the tick.
+/// In each worker: take over the UDP listeners, then start the tick. The
+/// cache manager and loader processes run this hook too; they serve no
+/// queries and must not lead the evaluation or probe.
 unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
     guard(NGX_OK as ngx_int_t, || {
+        let process = ngx::ffi::ngx_process as u32;
+        if process != NGX_PROCESS_WORKER && process != NGX_PROCESS_SINGLE {
+            return NGX_OK as ngx_int_t;
+        }
         let Some(main) = MainConf::of_cycle(cycle) else {
             return NGX_OK as ngx_int_t;
         };
@@ -205,4 +212,10 @@ unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
         tick::start(cycle);
         NGX_OK as ngx_int_t
     })
+}
+
+/// A worker exits: every delayed reply has been sent (their timers hold
+/// the exit), so the worker's duplicate descriptors can go.
+unsafe extern "C" fn exit_process(_cycle: *mut ngx_cycle_t) {
+    guard((), || replies::close_all());
 }

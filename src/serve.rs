@@ -334,6 +334,12 @@ impl Service<'_> {
             if !tcp && a.cookie != Some(CookieStatus::Valid) {
                 match rrl::check(&shared.table.rrl, shared.index, ip, qctx.now, limit.rate, limit.slip) {
                     Limit::Pass => {}
+                    // A silent service sends no truncated invitations to
+                    // retry: it stays silent, or refuses within the rate.
+                    Limit::Drop | Limit::Slip if shape.is_silent() => {
+                        counters.dropped(DropReason::RateLimited);
+                        return (served(Outcome::Nothing, Reason::RateLimited), None);
+                    }
                     Limit::Drop => {
                         counters.dropped(DropReason::RateLimited);
                         return (served(Outcome::Nothing, Reason::RateLimited), None);
@@ -571,6 +577,36 @@ mod tests {
         };
         let (over_tcp, _) = rcode_of(&zone, &limited, table, &tcp);
         assert_eq!(over_tcp.reason, Reason::Answered, "TCP is never rate limited");
+    }
+
+    #[test]
+    fn a_silent_service_sends_no_slips() {
+        let zone = zone();
+        for silence in [Silence::Refuse, Silence::Drop] {
+            let (_m, table) = table();
+            set_shape(table, 0, PPM);
+            let limited = Settings {
+                rate_limit: Some(RateLimit { rate: 1, slip: 1 }),
+                silence,
+                ..SETTINGS
+            };
+            let first = rcode_of(&zone, &limited, table, &udp(1)).0;
+            let over = rcode_of(&zone, &limited, table, &udp(1)).0;
+            let expected_first = match silence {
+                Silence::Refuse => Reason::Refused,
+                Silence::Drop => Reason::Silent,
+            };
+            assert_eq!(
+                first.reason, expected_first,
+                "{silence:?}: within the rate, the silence policy"
+            );
+            assert_eq!(
+                (over.outcome, over.reason),
+                (Outcome::Nothing, Reason::RateLimited),
+                "{silence:?}: over the rate, nothing (no TC=1 slip)"
+            );
+            assert_eq!(table.slots[0].counters.slipped.load(Relaxed), 0);
+        }
     }
 
     #[test]

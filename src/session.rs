@@ -11,12 +11,13 @@
 
 use crate::conf::{session_ctx_slot, session_service, SrvConf};
 use crate::dns::Transport;
+use crate::replies::{self, Control};
 use crate::serve::{self, LastQuery, Outcome, Service};
 use crate::tcp;
 use crate::util::{finalize, guard, ip_of, local_addr};
 use ngx::ffi::{
-    ngx_add_timer, ngx_connection_t, ngx_event_t, ngx_msec_t, ngx_pcalloc, ngx_stream_session_t,
-    NGX_STREAM_INTERNAL_SERVER_ERROR, NGX_STREAM_OK, NGX_STREAM_SERVICE_UNAVAILABLE,
+    ngx_add_timer, ngx_connection_t, ngx_del_timer, ngx_event_t, ngx_msec_t, ngx_pcalloc, ngx_pool_cleanup_add,
+    ngx_stream_session_t, NGX_STREAM_INTERNAL_SERVER_ERROR, NGX_STREAM_OK, NGX_STREAM_SERVICE_UNAVAILABLE,
 };
 use std::ffi::c_void;
 use std::ptr;
@@ -28,6 +29,9 @@ struct UdpSession {
     last: LastQuery,
     /// Answers of this session still waiting out a delay.
     pending: usize,
+    /// Every answer this session delayed (in its pool), newest first, so
+    /// that the session's end cancels the timers still set.
+    delayed: *mut DelayedDatagram,
 }
 
 /// The UDP session context of `s`, if the handler created one.
@@ -124,16 +128,27 @@ unsafe fn udp_datagram(c: *mut ngx_connection_t, conf: &SrvConf, service: Servic
     }
 }
 
-/// A UDP answer waiting out its delay.
+/// A UDP answer waiting out its delay, in the session's pool. It is sent on
+/// the worker's own duplicate of the listening socket (see `replies`): a
+/// UDP session's descriptor is the listening socket's, which nginx closes
+/// when the worker begins to exit.
 #[repr(C)]
 struct DelayedDatagram {
     event: ngx_event_t,
     connection: *mut ngx_connection_t,
+    socket: libc::c_int,
+    next: *mut DelayedDatagram,
     len: usize,
     // followed by `len` bytes of response
 }
 
 unsafe fn delay_udp(c: *mut ngx_connection_t, ctx: &mut UdpSession, response: &[u8], ms: u32) -> bool {
+    let Some(socket) = replies::socket_of((*c).listening) else {
+        return false;
+    };
+    if ctx.delayed.is_null() && !on_pool_cleanup(c, ctx as *mut UdpSession, cancel_delays) {
+        return false;
+    }
     let size = std::mem::size_of::<DelayedDatagram>() + response.len();
     let d = ngx_pcalloc((*c).pool, size) as *mut DelayedDatagram;
     if d.is_null() {
@@ -145,14 +160,51 @@ unsafe fn delay_udp(c: *mut ngx_connection_t, ctx: &mut UdpSession, response: &[
         response.len(),
     );
     (*d).connection = c;
+    (*d).socket = socket;
     (*d).len = response.len();
+    (*d).next = ctx.delayed;
+    ctx.delayed = d;
     (*d).event.handler = Some(udp_delay_expired);
     (*d).event.data = d as *mut c_void;
     (*d).event.log = (*c).log;
+    // Not cancelable: an exiting worker sends what it holds back first.
     ngx_add_timer(&mut (*d).event, ms as ngx_msec_t);
     ctx.pending += 1;
     serve::hold();
     true
+}
+
+/// Registers `handler(data)` to run when the connection's pool is destroyed,
+/// however the session ends.
+unsafe fn on_pool_cleanup<T>(
+    c: *mut ngx_connection_t,
+    data: *mut T,
+    handler: unsafe extern "C" fn(*mut c_void),
+) -> bool {
+    let cleanup = ngx_pool_cleanup_add((*c).pool, 0);
+    if cleanup.is_null() {
+        return false;
+    }
+    (*cleanup).data = data as *mut c_void;
+    (*cleanup).handler = Some(handler);
+    true
+}
+
+/// The session ends with answers still delayed (an error path): their
+/// timers must not fire into the freed pool.
+unsafe extern "C" fn cancel_delays(data: *mut c_void) {
+    guard((), || {
+        let ctx = &mut *(data as *mut UdpSession);
+        let mut d = ctx.delayed;
+        while !d.is_null() {
+            if (*d).event.timer_set() != 0 {
+                ngx_del_timer(&mut (*d).event);
+                serve::release();
+            }
+            d = (*d).next;
+        }
+        ctx.delayed = ptr::null_mut();
+    });
 }
 
 unsafe extern "C" fn udp_delay_expired(ev: *mut ngx_event_t) {
@@ -170,11 +222,32 @@ unsafe extern "C" fn udp_delay_expired(ev: *mut ngx_event_t) {
 unsafe fn send_delayed(d: *mut DelayedDatagram) {
     let c = (*d).connection;
     let s = (*c).data as *mut ngx_stream_session_t;
-    if let Some(send) = (*c).send {
-        send(c, (d as *mut u8).add(std::mem::size_of::<DelayedDatagram>()), (*d).len);
-    }
+    let data = std::slice::from_raw_parts((d as *const u8).add(std::mem::size_of::<DelayedDatagram>()), (*d).len);
+    // On a wildcard listening socket the reply must leave from the address
+    // the query arrived on.
+    let mut control = Control::default();
+    let control_len = match (*(*c).listening).wildcard() != 0 {
+        true => local_addr(c).map_or(0, |a| replies::source_control(a, &mut control)),
+        false => 0,
+    };
+    let sent = replies::send(
+        (*d).socket,
+        data,
+        (*c).sockaddr as *const libc::sockaddr,
+        (*c).socklen,
+        &control.0[..control_len],
+    );
     serve::release();
     let Some(ctx) = udp_session(s) else { return };
+    if !sent {
+        if let Some(shared) = session_service(s).and_then(|(_, service)| service.shared) {
+            shared
+                .slot()
+                .counters
+                .send_failed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
     ctx.pending -= 1;
     if ctx.pending == 0 {
         finalize(s, NGX_STREAM_OK);

@@ -260,6 +260,13 @@ unsafe fn tcp_run(c: *mut ngx_connection_t, conf: &SrvConf, service: Service, ct
         let Some(recv) = (*c).recv else { return Next::Close };
         let n = recv(c, st.input.add(st.in_last), free);
         if n == NGX_AGAIN as isize {
+            // An exiting worker (reload, quit) answers what it received and
+            // closes once no message is in flight: a resolver that keeps
+            // pipelining must not keep the old configuration serving; it
+            // reconnects to a new worker.
+            if st.in_last == 0 && ngx::ffi::ngx_exiting != 0 {
+                return Next::Close;
+            }
             if st.in_last > 0 && st.message_deadline.is_none() {
                 st.message_deadline = Some(ngx_current_msec + conf.tcp_timeout_ms);
             }

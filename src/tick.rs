@@ -11,7 +11,6 @@ use crate::health::state::{Reading, State};
 use crate::log::{notice, warning};
 use crate::util::guard;
 use ngx::ffi::{ngx_add_timer, ngx_current_msec, ngx_cycle, ngx_cycle_t, ngx_event_t};
-use std::io::Read;
 use std::ptr;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -110,15 +109,9 @@ impl Condition {
 }
 
 fn read_file(path: &str) -> FileRead {
-    match std::fs::File::open(path) {
-        Ok(file) => {
-            let mut buf = Vec::with_capacity(64);
-            match file.take(MAX_FILE as u64 + 1).read_to_end(&mut buf) {
-                Ok(n) if n <= MAX_FILE => FileRead::Content(sources::parse_load_file(&buf)),
-                Ok(_) => FileRead::Content(None),
-                Err(_) => FileRead::Unreadable,
-            }
-        }
+    match crate::util::read_regular_file(path, MAX_FILE) {
+        Ok(buf) if buf.len() <= MAX_FILE => FileRead::Content(sources::parse_load_file(&buf)),
+        Ok(_) => FileRead::Content(None),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => FileRead::Missing,
         Err(_) => FileRead::Unreadable,
     }

@@ -81,7 +81,8 @@ pub unsafe fn resolve(cycle: *mut ngx_cycle_t, main: &MainConf) -> Result<(), St
 pub unsafe fn read(peers: PeersRef, capacity: Option<u64>) -> Option<Reading> {
     let now = ngx_time();
     let mut states: Vec<PeerState> = Vec::with_capacity(8);
-    // The http and stream round-robin peer lists have the same shape.
+    // The http and stream round-robin peer lists have the same shape: the
+    // primary peers, and in `next` the backup peers.
     macro_rules! collect {
         ($upstream:expr, $peers_type:ty) => {{
             let peers = (*$upstream).peer.data as *mut $peers_type;
@@ -92,18 +93,23 @@ pub unsafe fn read(peers: PeersRef, capacity: Option<u64>) -> Option<Reading> {
             if locked {
                 ngx_rwlock_rlock(&mut (*peers).rwlock);
             }
-            let mut p = (*peers).peer;
-            while !p.is_null() {
-                let failed =
-                    (*p).max_fails != 0 && (*p).fails >= (*p).max_fails && now - (*p).checked <= (*p).fail_timeout;
-                states.push(PeerState {
-                    conns: (*p).conns as u64,
-                    max_conns: (*p).max_conns as u64,
-                    down: (*p).down != 0,
-                    failed,
-                    backup: false,
-                });
-                p = (*p).next;
+            for (list, backup) in [(peers, false), ((*peers).next, true)] {
+                if list.is_null() {
+                    continue;
+                }
+                let mut p = (*list).peer;
+                while !p.is_null() {
+                    let failed =
+                        (*p).max_fails != 0 && (*p).fails >= (*p).max_fails && now - (*p).checked <= (*p).fail_timeout;
+                    states.push(PeerState {
+                        conns: (*p).conns as u64,
+                        max_conns: (*p).max_conns as u64,
+                        down: (*p).down != 0,
+                        failed,
+                        backup,
+                    });
+                    p = (*p).next;
+                }
             }
             if locked {
                 ngx_rwlock_unlock(&mut (*peers).rwlock);

@@ -83,3 +83,27 @@ pub unsafe fn local_addr(c: *mut ngx::ffi::ngx_connection_t) -> Option<IpAddr> {
     }
     ip_of((*c).local_sockaddr)
 }
+
+/// Reads at most `limit + 1` bytes of the regular file at `path` without
+/// blocking the event loop on what is not a regular file: the open is
+/// non-blocking (a FIFO does not wait for a writer), and a FIFO, device or
+/// directory is refused (`InvalidInput`) before anything is read. A caller
+/// that gets more than `limit` bytes knows the file is too long.
+pub fn read_regular_file(path: &str, limit: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    let kind = file.metadata()?.file_type();
+    if !kind.is_file() || kind.is_fifo() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let mut buf = Vec::with_capacity(limit.min(4096) + 1);
+    file.take(limit as u64 + 1).read_to_end(&mut buf)?;
+    Ok(buf)
+}

@@ -5,10 +5,13 @@
 use strict;
 use warnings;
 use Test::More;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use DnsTest;
 
 my $root = "$ENV{PWD}";
 for my $tool (qw(dnsperf nsd knotd taskset gcc dig)) {
-    plan skip_all => "$tool not installed (scripts/setup installs it)"
+    DnsTest::skip_all_unless_ci("$tool not installed (scripts/setup installs it)")
         unless grep { -x "$_/$tool" } split /:/, "$ENV{PATH}:/usr/sbin";
 }
 local $ENV{PATH} = "$ENV{PATH}:/usr/sbin";

@@ -19,6 +19,8 @@ use FindBin;
 use IO::Socket::INET;
 use POSIX qw(WNOHANG);
 use Time::HiRes qw(sleep time);
+use lib "$FindBin::Bin/lib";
+use DnsTest ();
 
 my $NGINX = '/usr/sbin/nginx';
 my $PKG_SRC = '/usr/share/nginx/src';
@@ -27,11 +29,11 @@ my $STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
 my $SERVICE = 'www.example.com';
 my @NAMESERVERS = map { "ns$_-www.example.com" } 1 .. 3;
 
-plan skip_all => "no $NGINX (package nginx)" unless -x $NGINX;
-plan skip_all => "no $PKG_SRC (package nginx-dev)" unless -d $PKG_SRC;
-plan skip_all => "no $STREAM_MODULE (package libnginx-mod-stream)"
+DnsTest::skip_all_unless_ci("no $NGINX (package nginx)") unless -x $NGINX;
+DnsTest::skip_all_unless_ci("no $PKG_SRC (package nginx-dev)") unless -d $PKG_SRC;
+DnsTest::skip_all_unless_ci("no $STREAM_MODULE (package libnginx-mod-stream)")
     unless -f $STREAM_MODULE;
-plan skip_all => 'no Net::DNS (package libnet-dns-perl)'
+DnsTest::skip_all_unless_ci('no Net::DNS (package libnet-dns-perl)')
     unless eval { require Net::DNS; 1 };
 
 my $repo = "$FindBin::Bin/..";

@@ -75,13 +75,14 @@ use TestApp;
 ###############################################################################
 # A running nginx proxying to the application
 
-my $t = DnsTest->new(ports => 8);
+my $t = DnsTest->new(ports => 9);
 my $app = TestApp->start;
 my $AP = $app->port;
 my $SVC = 'www.example.com';
 my ($CAP, $DOWN, $STR) = ('cap.example.org', 'down.example.org', 'stream.example.org');
 my $SMOOTH = 'smooth.example.org';   # the same upstream, default smoothing (2 s)
 my $COMBO = 'combo.example.org';     # the same upstream and a load file at 0.7
+my $BACKUP = 'backup.example.org';   # primary peer down, a backup peer up
 LoadTest::write_load($t->prefix . '/combo.load', "0.7\n");
 
 $t->write_config(DnsTest::conf(
@@ -92,10 +93,16 @@ http {
     upstream app     { zone app 64k;     server 127.0.0.1:$AP max_conns=4; }
     upstream appcap  { zone appcap 64k;  server 127.0.0.1:$AP; }
     upstream appdown { zone appdown 64k; server 127.0.0.1:$AP down; }
+    upstream appbackup {
+        zone appbackup 64k;
+        server 127.0.0.1:$AP down;
+        server 127.0.0.1:$AP backup max_conns=4;
+    }
     server {
         listen 127.0.0.1:%%PORT2%%;
         location = /status { dns_service_status; }
         location /cap/ { proxy_pass http://appcap/; proxy_read_timeout 10s; }
+        location /backup/ { proxy_pass http://appbackup/; proxy_read_timeout 10s; }
         location / { proxy_pass http://app; proxy_read_timeout 10s; }
     }
 }
@@ -113,7 +120,9 @@ EOF
             extra => "dns_load_upstream app;")
         . DnsTest::server_block(port => 'PORT8', service => $COMBO,
             extra => "dns_load_upstream app;\ndns_load_smoothing 0;\n"
-                   . "dns_load_file %%PREFIX%%/combo.load;"),
+                   . "dns_load_file %%PREFIX%%/combo.load;")
+        . DnsTest::server_block(port => 'PORT9', service => $BACKUP,
+            extra => "dns_load_upstream appbackup;\ndns_load_smoothing 0;\ndns_silence drop;"),
 ));
 my ($rc, $out) = $t->test_config;
 is($rc, 0, 'configuration with http and stream upstreams passes nginx -t') or diag($out);
@@ -166,6 +175,17 @@ sub wait_active {
     is(svc($DOWN)->{state}, 'down', 'upstream whose only peer is down: state down');
     like($t->error_log, qr/dns_service \Q$DOWN\E: upstream "appdown" has no usable peer/,
         'error log: the upstream without a usable peer is logged');
+
+    # As nginx does, the backup peer serves when every primary is down.
+    my ($b) = answered(port => $t->port(9), name => $BACKUP, n => 10);
+    is($b, 10, 'primary down, backup up: 10 of 10 answered');
+    is(svc($BACKUP)->{state}, 'ready', 'primary down, backup up: state ready');
+    unlike($t->error_log, qr/dns_service \Q$BACKUP\E: upstream "appbackup" has no usable peer/,
+        'primary down, backup up: no "no usable peer" in the log');
+    my @pids = TestApp::hold("http://127.0.0.1:$SP/backup/slow?ms=1500", 2);
+    ok(wait_active(2), 'two slow requests reach the application through the backup peer');
+    ok(wait_load(0.5, $BACKUP, 1), 'two of the backup\'s max_conns=4 busy: load 0.500');
+    is(TestApp::wait_pids(4, @pids), 2, 'the two slow requests completed');
 }
 
 ###############################################################################

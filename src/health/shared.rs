@@ -121,6 +121,9 @@ pub struct Counters {
     pub truncated: AtomicU64,
     /// Truncated replies sent instead of rate-limited responses.
     pub slipped: AtomicU64,
+    /// Responses the kernel refused to send (an unreachable client, a
+    /// full socket buffer).
+    pub send_failed: AtomicU64,
     pub dropped: [AtomicU64; DropReason::ALL.len()],
 }
 
@@ -158,6 +161,7 @@ impl Counters {
             refused_by_policy,
             truncated,
             slipped,
+            send_failed,
             dropped,
         } = self;
         let single = [
@@ -168,6 +172,7 @@ impl Counters {
             refused_by_policy,
             truncated,
             slipped,
+            send_failed,
         ];
         for counter in single.into_iter().chain(qtype).chain(rcode).chain(dropped) {
             counter.store(0, Relaxed);

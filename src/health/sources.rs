@@ -198,10 +198,20 @@ pub struct PeerState {
 }
 
 /// Load of an upstream: active connections over capacity across the usable
-/// primary peers; down when none is usable. `capacity` is used for peers
-/// without `max_conns`.
+/// primary peers; as nginx does, the backup peers take over when no primary
+/// is usable; down when no peer at all is usable. `capacity` is used for
+/// peers without `max_conns`.
 pub fn upstream_reading(peers: &[PeerState], capacity: Option<u64>) -> Reading {
-    let usable: Vec<&PeerState> = peers.iter().filter(|p| !p.backup && !p.down && !p.failed).collect();
+    let usable_of = |backup: bool| -> Vec<&PeerState> {
+        peers
+            .iter()
+            .filter(|p| p.backup == backup && !p.down && !p.failed)
+            .collect()
+    };
+    let mut usable = usable_of(false);
+    if usable.is_empty() {
+        usable = usable_of(true);
+    }
     if usable.is_empty() {
         return Reading::Down;
     }
@@ -357,12 +367,33 @@ mod tests {
             ),
             Reading::Down
         );
+        let backup = |conns, max_conns| PeerState {
+            backup: true,
+            ..peer(conns, max_conns)
+        };
+        let failed = PeerState {
+            failed: true,
+            ..peer(9, 10)
+        };
+        assert_eq!(
+            upstream_reading(&[peer(1, 10), backup(9, 10)], None),
+            Reading::Load(0.1),
+            "backups are idle while a primary is usable"
+        );
+        assert_eq!(
+            upstream_reading(&[failed, backup(3, 10), backup(5, 10)], None),
+            Reading::Load(0.4),
+            "with every primary failed, the backups carry the load"
+        );
         assert_eq!(
             upstream_reading(
-                &[PeerState {
-                    backup: true,
-                    ..peer(0, 10)
-                }],
+                &[
+                    failed,
+                    PeerState {
+                        down: true,
+                        ..backup(0, 10)
+                    }
+                ],
                 None
             ),
             Reading::Down

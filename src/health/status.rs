@@ -209,6 +209,12 @@ pub fn prometheus(slots: &[&ServiceSlot]) -> String {
         "counter",
         "Truncated replies sent instead of rate-limited responses.",
     );
+    family(
+        &mut out,
+        "dns_service_send_failed_total",
+        "counter",
+        "Responses the kernel refused to send (unreachable client, full socket buffer).",
+    );
     for s in slots {
         let c = &s.counters;
         let _ = writeln!(
@@ -240,6 +246,12 @@ pub fn prometheus(slots: &[&ServiceSlot]) -> String {
             "dns_service_slipped_total{{service=\"{}\"}} {}",
             name(s),
             c.slipped.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "dns_service_send_failed_total{{service=\"{}\"}} {}",
+            name(s),
+            c.send_failed.load(Relaxed)
         );
     }
     family(
@@ -354,12 +366,13 @@ pub fn json(services: &[Report]) -> String {
         }
         let _ = write!(
             out,
-            "}},\"answered\":{},\"delayed\":{},\"truncated\":{},\"refused_by_policy\":{},\"slipped\":{},\"dropped\":{{",
+            "}},\"answered\":{},\"delayed\":{},\"truncated\":{},\"refused_by_policy\":{},\"slipped\":{},\"send_failed\":{},\"dropped\":{{",
             c.answered.load(Relaxed),
             c.delayed.load(Relaxed),
             c.truncated.load(Relaxed),
             c.refused_by_policy.load(Relaxed),
-            c.slipped.load(Relaxed)
+            c.slipped.load(Relaxed),
+            c.send_failed.load(Relaxed)
         );
         for (i, reason) in DropReason::ALL.iter().enumerate() {
             let _ = write!(

@@ -52,6 +52,17 @@ sub find_nginx {
     return $c[0];
 }
 
+# Skips the whole test file for a missing prerequisite; under CI (CI=true,
+# as .ci/run sets) that is a failure instead, so that a broken build or a
+# missing install step can never pass as "0 tests".
+sub skip_all_unless_ci {
+    my ($reason) = @_;
+    if (($ENV{CI} // '') =~ /^(1|true|yes)$/i) {
+        Test::More::BAIL_OUT("$reason (CI=true: prerequisites are required)");
+    }
+    Test::More::plan(skip_all => $reason);
+}
+
 sub find_module {
     return $ENV{NGINX_MODULE} if $ENV{NGINX_MODULE};
     my $m = "$REPO/target/debug/libngx_stream_dns_service_module.so";
@@ -75,9 +86,9 @@ sub new {
 
     my $nginx  = find_nginx();
     my $module = find_module();
-    Test::More::plan(skip_all => 'nginx binary not found (build with cargo build or set NGINX_BINARY)')
+    skip_all_unless_ci('nginx binary not found (build with cargo build or set NGINX_BINARY)')
         unless $nginx && -x $nginx;
-    Test::More::plan(skip_all => 'module not found (build with cargo build or set NGINX_MODULE)')
+    skip_all_unless_ci('module not found (build with cargo build or set NGINX_MODULE)')
         unless $module && -f $module;
     Test::More::plan(skip_all => 'IPv6 loopback not available')
         if $o{ipv6} && !have_ipv6();
