@@ -253,20 +253,23 @@ unsafe fn tcp_run(c: *mut ngx_connection_t, conf: &SrvConf, service: Service, ct
             return Next::Close;
         }
         // Read more.
-        let free = MAX_TCP_QUERY + 2 - st.in_last;
+        let mut free = MAX_TCP_QUERY + 2 - st.in_last;
+        // An exiting worker (reload, quit) reads no further than the end of
+        // the message in flight, answers it and closes: a resolver that
+        // keeps pipelining must not keep the old configuration serving; it
+        // reconnects to a new worker.
+        if ngx::ffi::ngx_exiting != 0 {
+            match rest_of_message(st) {
+                None => return Next::Close,
+                Some(rest) => free = free.min(rest),
+            }
+        }
         if free == 0 {
             return Next::Close;
         }
         let Some(recv) = (*c).recv else { return Next::Close };
         let n = recv(c, st.input.add(st.in_last), free);
         if n == NGX_AGAIN as isize {
-            // An exiting worker (reload, quit) answers what it received and
-            // closes once no message is in flight: a resolver that keeps
-            // pipelining must not keep the old configuration serving; it
-            // reconnects to a new worker.
-            if st.in_last == 0 && ngx::ffi::ngx_exiting != 0 {
-                return Next::Close;
-            }
             if st.in_last > 0 && st.message_deadline.is_none() {
                 st.message_deadline = Some(ngx_current_msec + conf.tcp_timeout_ms);
             }
@@ -296,6 +299,21 @@ unsafe extern "C" fn tcp_delay_expired(ev: *mut ngx_event_t) {
     }
     // Guarded inside.
     tcp_event_handler((*c).write);
+}
+
+/// How many more bytes complete the message the input has begun; `None`
+/// when the input is empty (nothing in flight).
+fn rest_of_message(st: &TcpState) -> Option<usize> {
+    let have = st.in_last - st.in_pos;
+    if have == 0 {
+        return None;
+    }
+    if have < 2 {
+        return Some(2 - have);
+    }
+    // SAFETY: the input buffer holds `in_last` initialized bytes.
+    let prefix = unsafe { [*st.input.add(st.in_pos), *st.input.add(st.in_pos + 1)] };
+    Some((2 + usize::from(u16::from_be_bytes(prefix))).saturating_sub(have).max(1))
 }
 
 /// Whether the input holds a whole framed message (or an invalid length,

@@ -248,8 +248,10 @@ sub _shell_quote {
 sub _nginx_cmd {
     my ($self, @extra) = @_;
     my $p = $self->{prefix};
+    # NGINX_WRAPPER runs nginx under a tool, e.g. "valgrind --trace-children=yes ...".
+    my @wrapper = grep { length } split ' ', $ENV{NGINX_WRAPPER} // '';
     return join ' ', map { _shell_quote($_) }
-        $self->{nginx}, @extra, '-p', "$p/", '-c', "$p/nginx.conf", '-e', "$p/error.log";
+        @wrapper, $self->{nginx}, @extra, '-p', "$p/", '-c', "$p/nginx.conf", '-e', "$p/error.log";
 }
 
 # nginx -t: returns (exit code, combined output).
@@ -325,7 +327,8 @@ sub run {
         return 0;
     }
 
-    my $deadline = time + 5;
+    # A wrapper such as valgrind starts nginx many times slower.
+    my $deadline = time + ($ENV{NGINX_WRAPPER} ? 60 : 5);
     my $pid;
     while (time < $deadline) {
         $pid = $self->_read_pid;
