@@ -1,10 +1,25 @@
-//! A zone built from fuzzer-chosen settings answers a fuzzer-chosen query:
-//! never panics, never writes past the buffer, and every response starts
-//! with the query's ID and fits the transport's limit.
+//! A zone built from fuzzer-chosen settings, signed or not, answers a
+//! fuzzer-chosen query: never panics, never writes past the buffer, and
+//! every response starts with the query's ID and fits the transport's
+//! limit.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use ngx_stream_dns_service_module::dns::config::{parse_addresses, parse_host, ZoneConfig};
-use ngx_stream_dns_service_module::dns::{QueryContext, Transport, Zone};
+use ngx_stream_dns_service_module::dns::dnssec::{PublicKey, SigningKey, SigningSettings, ZoneKeys};
+use ngx_stream_dns_service_module::dns::keyfile::{parse_private_key, parse_public_key};
+use ngx_stream_dns_service_module::dns::{Name, QueryContext, Transport, Zone};
+use std::sync::Arc;
+
+/// The engine's Ed25519 test key (deterministic signatures), for whatever
+/// apex the fuzzer picked.
+fn test_key(apex: &Name) -> SigningKey {
+    let public = include_str!("../../src/dns/testdata/Kwww.example.com.+015+54010.key");
+    let private = include_str!("../../src/dns/testdata/Kwww.example.com.+015+54010.private");
+    let public = parse_public_key(public, "test.key").unwrap();
+    let (_, private) = parse_private_key(private, "test.private").unwrap();
+    let public = PublicKey::new(apex.clone(), public.flags(), public.algorithm(), public.key().to_vec()).unwrap();
+    SigningKey::new(public, &private).unwrap()
+}
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 8 {
@@ -34,12 +49,22 @@ fuzz_target!(|data: &[u8]| {
     config.edns_payload = 512 + u16::from(settings[6]) * 14;
     config.nsid = (settings[7] & 1 == 1).then(|| vec![b'n'; usize::from(settings[7] >> 1)]);
     config.wildcard = settings[7] & 2 == 2;
-    let Ok(zone) = Zone::build(&config) else { return };
+    let Ok(mut zone) = Zone::build(&config) else { return };
     let local = if settings[3] & 1 == 0 {
         [127, 0, 0, 1].into()
     } else {
         std::net::IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])
     };
+    if settings[7] & 4 == 4 {
+        // Signed, with or without signatures for the local address (then
+        // DO queries get SERVFAIL and name the address).
+        let keys = Arc::new(ZoneKeys::new(&config.apex, vec![test_key(&config.apex)], vec![]).unwrap());
+        let locals = if settings[7] & 8 == 8 { vec![local] } else { vec![] };
+        let Ok(signed) = zone.sign_for(keys, SigningSettings::default(), &locals, 1_800_000_000) else {
+            return;
+        };
+        zone.set_signed(signed).unwrap();
+    }
     for transport in [Transport::Udp, Transport::Tcp] {
         let secrets = ngx_stream_dns_service_module::dns::cookie::CookieSecrets {
             current: [settings[1]; 16],

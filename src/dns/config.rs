@@ -46,6 +46,8 @@ pub enum ConfigError {
     NoNameServers,
     #[error("answers would exceed the 65535-octet DNS message limit; list fewer addresses")]
     TooLarge,
+    #[error("invalid DNSSEC signing setting: {0}")]
+    Signing(String),
 }
 
 /// Where apex A/AAAA answers come from.

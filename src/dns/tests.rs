@@ -11,6 +11,8 @@ use octseq::OctetsBuilder;
 use std::net::IpAddr;
 use std::str::FromStr;
 
+mod dnssec;
+
 const NS: [&str; 3] = ["ns1-www.example.com", "ns2-www.example.com", "ns3-www.example.com"];
 
 fn config() -> ZoneConfig {
@@ -527,6 +529,12 @@ fn wildcard_answers_names_below_the_apex() {
     assert_eq!(msg.header_counts().ancount(), 0);
     let soa_owner = msg.authority().unwrap().next().unwrap().unwrap().owner().to_string();
     assert_eq!(soa_owner, "www.example.com");
+    // `*.www.example.com` itself is answered as the wildcard; the names
+    // below it are not (it is their closest encloser, RFC 4592 §2.2.1).
+    let msg = ask(&zone, &q("*.www.example.com", Rtype::A), &udp());
+    assert_eq!(a_records(&msg).len(), 1);
+    let msg = ask(&zone, &q("x.*.www.example.com", Rtype::A), &udp());
+    assert_eq!(msg.header().rcode(), Rcode::NXDOMAIN);
     // The apex and outside names are unchanged.
     assert_eq!(a_records(&ask(&zone, &q("www.example.com", Rtype::A), &udp())).len(), 1);
     assert_eq!(

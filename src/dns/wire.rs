@@ -15,6 +15,12 @@ pub mod rtype {
     pub const SOA: u16 = 6;
     pub const AAAA: u16 = 28;
     pub const OPT: u16 = 41;
+    pub const DS: u16 = 43;
+    pub const RRSIG: u16 = 46;
+    pub const NSEC: u16 = 47;
+    pub const DNSKEY: u16 = 48;
+    pub const CDS: u16 = 59;
+    pub const CDNSKEY: u16 = 60;
     pub const IXFR: u16 = 251;
     pub const AXFR: u16 = 252;
     pub const MAILB: u16 = 253;
@@ -96,6 +102,8 @@ pub fn rtype_name(rtype: u16) -> std::borrow::Cow<'static, str> {
         50 => "NSEC3",
         51 => "NSEC3PARAM",
         52 => "TLSA",
+        59 => "CDS",
+        60 => "CDNSKEY",
         64 => "SVCB",
         65 => "HTTPS",
         99 => "SPF",

@@ -8,14 +8,20 @@
 //! the question's length varies (names below the apex), every pointer is
 //! patched per query from a list prepared with the template. Nothing here
 //! allocates once the zone is built.
+//!
+//! A signed zone (`dnssec`) has more templates, with RRSIG and NSEC records
+//! made at configuration time; `respond` picks them for queries with the DO
+//! bit and otherwise works the same way.
 
 use super::config::{Addresses, ConfigError, ZoneConfig};
 pub use super::cookie::CookieStatus;
 use super::cookie::{self, CookieSecrets};
+use super::dnssec::{DnssecError, SignedZone, SigningSettings, ZoneKeys};
 use super::name::{label_boundaries, Name};
 use super::query::{self, Edns, Query, Question};
 use super::wire::{self, class, flag, put_u16, put_u32, rcode, rtype, HEADER_LEN};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// Transport the query came over; it sets the response size limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,18 +74,27 @@ pub struct Answered {
     pub truncated: bool,
     /// What the query's DNS cookie said, when it had one and cookies are on.
     pub cookie: Option<CookieStatus>,
+    /// A DNSSEC query arrived on a local address the signed zone has no
+    /// signatures for yet (`dns_address auto`): the response is SERVFAIL.
+    /// The caller may sign for it (`Zone::add_signed_address`) and answer
+    /// the query again.
+    pub missing_signatures: Option<IpAddr>,
 }
 
 #[derive(Clone, Debug, Default)]
-struct Template {
+pub(super) struct Template {
     /// AA bit and the low four bits of the rcode.
     flags: u16,
-    rcode: u16,
+    pub(super) rcode: u16,
     /// Answer, authority and additional counts (OPT excluded).
     counts: [u16; 3],
-    records: Vec<u8>,
+    pub(super) records: Vec<u8>,
     /// Positions of the compression pointers to the apex (record owners).
     apex_pointers: Vec<u16>,
+    /// Positions of the compression pointers to the whole query name: the
+    /// owners of signed wildcard answers, whose NSEC records are owned by
+    /// the apex in the same template.
+    qname_pointers: Vec<u16>,
     /// (position, target) of compression pointers to names inside `records`;
     /// both are relative to the start of the records.
     record_pointers: Vec<(u16, u16)>,
@@ -87,6 +102,42 @@ struct Template {
     answer_ttls: Vec<u16>,
     /// Position of the address to fill in for `dns_address auto`.
     local_address_at: Option<u16>,
+}
+
+/// The owner of a record in a template.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Owner {
+    Apex,
+    /// `*.<apex>`: a label `*` and a pointer to the apex.
+    Wildcard,
+    /// The query name, whatever it is (wildcard answers).
+    Qname,
+}
+
+/// What a query asks for, once its name is located.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Wanted {
+    /// A, AAAA or ANY at the apex.
+    Addresses(u16),
+    /// A, AAAA or ANY at a name the wildcard answers for.
+    WildcardAddresses(u16),
+    Ns,
+    Soa,
+    /// DNSKEY, CDS, CDNSKEY, NSEC or RRSIG at the apex of a signed zone.
+    Dnssec(u16),
+    Nodata,
+    /// Another type at a name the wildcard answers for.
+    WildcardNodata,
+    Nxdomain,
+}
+
+/// Which NSEC record covers a name below the apex when the zone has the
+/// wildcard: the apex's (apex → `*.<apex>`) for names that sort before
+/// `*.<apex>`, the wildcard's (`*.<apex>` → apex) for all others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Cover {
+    Apex = 0,
+    Wildcard = 1,
 }
 
 /// Where a query name sits relative to the zone.
@@ -100,6 +151,8 @@ enum Location {
 /// One served zone: its templates and response parameters.
 #[derive(Clone, Debug)]
 pub struct Zone {
+    /// What the zone was built from, kept for signing it.
+    config: Arc<ZoneConfig>,
     apex: Name,
     ttl: u32,
     ttl_jitter: u32,
@@ -115,17 +168,19 @@ pub struct Zone {
     nxdomain: Template,
     max_records_len: usize,
     serial: u32,
+    /// Signed templates, for queries with the DO bit.
+    signed: Option<SignedZone>,
 }
 
 /// Builds the record section of one template.
-struct RecordsBuilder {
+pub(super) struct RecordsBuilder {
     template: Template,
     /// Every name suffix written uncompressed so far, by position.
     written_names: Vec<(u16, Vec<u8>)>,
 }
 
 impl RecordsBuilder {
-    fn new(aa: bool, rcode: u16) -> Self {
+    pub(super) fn new(aa: bool, rcode: u16) -> Self {
         let flags = if aa { flag::AA } else { 0 } | (rcode & 0x0f);
         RecordsBuilder {
             template: Template {
@@ -176,8 +231,24 @@ impl RecordsBuilder {
     }
 
     /// Starts a record owned by the apex; returns where RDLENGTH goes.
-    fn record(&mut self, rtype: u16, ttl: u32, answer_ttl: bool) -> usize {
-        self.apex_pointer();
+    pub(super) fn record(&mut self, rtype: u16, ttl: u32, answer_ttl: bool) -> usize {
+        self.record_owned(Owner::Apex, rtype, ttl, answer_ttl)
+    }
+
+    /// Starts a record owned by `owner`; returns where RDLENGTH goes.
+    pub(super) fn record_owned(&mut self, owner: Owner, rtype: u16, ttl: u32, answer_ttl: bool) -> usize {
+        match owner {
+            Owner::Apex => self.apex_pointer(),
+            Owner::Wildcard => {
+                self.template.records.extend([1, b'*']);
+                self.apex_pointer();
+            }
+            Owner::Qname => {
+                let at = self.pos();
+                self.template.qname_pointers.push(at);
+                self.template.records.extend([0xc0, 0]);
+            }
+        }
         self.template.records.extend(rtype.to_be_bytes());
         self.template.records.extend(class::IN.to_be_bytes());
         if answer_ttl {
@@ -190,14 +261,24 @@ impl RecordsBuilder {
         rdlength_at
     }
 
-    fn end_record(&mut self, rdlength_at: usize) {
+    /// Record data written as is: RRSIG and NSEC data, whose names must not
+    /// be compressed (RFC 4034 §3.1.7, §4.1.1), and data with no names.
+    pub(super) fn data(&mut self, bytes: &[u8]) {
+        self.template.records.extend(bytes);
+    }
+
+    pub(super) fn end_record(&mut self, rdlength_at: usize) {
         let rdlength = (self.template.records.len() - rdlength_at - 2) as u16;
         put_u16(&mut self.template.records, rdlength_at, rdlength);
     }
 
     fn address(&mut self, addr: IpAddr, ttl: u32) {
+        self.address_owned(Owner::Apex, addr, ttl);
+    }
+
+    pub(super) fn address_owned(&mut self, owner: Owner, addr: IpAddr, ttl: u32) {
         let rtype = if addr.is_ipv4() { rtype::A } else { rtype::AAAA };
-        let at = self.record(rtype, ttl, true);
+        let at = self.record_owned(owner, rtype, ttl, true);
         match addr {
             IpAddr::V4(v4) => self.template.records.extend(v4.octets()),
             IpAddr::V6(v6) => self.template.records.extend(v6.octets()),
@@ -214,7 +295,17 @@ impl RecordsBuilder {
         self.end_record(at);
     }
 
-    fn soa(&mut self, config: &ZoneConfig, ttl: u32, answer_ttl: bool, serial: u32) {
+    /// The apex NS set, in configuration order.
+    pub(super) fn ns(&mut self, config: &ZoneConfig, ttl: u32) {
+        for name in &config.nameservers {
+            let at = self.record(rtype::NS, ttl, true);
+            self.name(name);
+            self.end_record(at);
+            self.count(ANSWER);
+        }
+    }
+
+    pub(super) fn soa(&mut self, config: &ZoneConfig, ttl: u32, answer_ttl: bool, serial: u32) {
         let at = self.record(rtype::SOA, ttl, answer_ttl);
         self.name(&config.nameservers[0]);
         self.name(&config.contact());
@@ -230,17 +321,17 @@ impl RecordsBuilder {
         self.end_record(at);
     }
 
-    fn count(&mut self, section: usize) {
+    pub(super) fn count(&mut self, section: usize) {
         self.template.counts[section] += 1;
     }
 
-    fn finish(self) -> Template {
+    pub(super) fn finish(self) -> Template {
         self.template
     }
 }
 
-const ANSWER: usize = 0;
-const AUTHORITY: usize = 1;
+pub(super) const ANSWER: usize = 0;
+pub(super) const AUTHORITY: usize = 1;
 
 impl Zone {
     /// Validates `config` and builds every template.
@@ -270,12 +361,7 @@ impl Zone {
         let aaaa = addresses_of(false);
 
         let mut ns = RecordsBuilder::new(true, rcode::NOERROR);
-        for name in &config.nameservers {
-            let at = ns.record(rtype::NS, ttl, true);
-            ns.name(name);
-            ns.end_record(at);
-            ns.count(ANSWER);
-        }
+        ns.ns(config, ttl);
 
         let mut soa = RecordsBuilder::new(true, rcode::NOERROR);
         soa.soa(config, ttl, true, serial);
@@ -292,6 +378,7 @@ impl Zone {
         };
 
         let zone = Zone {
+            config: Arc::new(config.clone()),
             apex: apex.clone(),
             ttl,
             ttl_jitter: config.ttl_jitter,
@@ -307,6 +394,7 @@ impl Zone {
             nxdomain: negative(rcode::NXDOMAIN),
             max_records_len: 0,
             serial,
+            signed: None,
         };
         let max_records_len = [&zone.a, &zone.aaaa]
             .into_iter()
@@ -334,9 +422,68 @@ impl Zone {
     }
 
     /// Size of the largest response this zone can produce: the buffer size
-    /// `respond` needs to never truncate a TCP answer.
+    /// `respond` needs to never truncate a TCP answer. Signing the zone
+    /// makes it larger; it is the same for every address signed later.
     pub fn max_response_len(&self) -> usize {
-        HEADER_LEN + wire::MAX_NAME_LEN + 4 + self.max_records_len + self.opt_len(true, true)
+        let records = self
+            .signed
+            .as_ref()
+            .map_or(self.max_records_len, |s| s.max_records_len().max(self.max_records_len));
+        HEADER_LEN + wire::MAX_NAME_LEN + 4 + records + self.opt_len(true, true)
+    }
+
+    /// Signs the zone's answers with `keys` at time `now` (seconds since the
+    /// epoch): the apex's DNSKEY, CDS, CDNSKEY, SOA, NS and NSEC RRsets, and
+    /// its addresses. With `dns_address auto`, `local_addresses` are the
+    /// addresses queries may arrive on (more can be added later with
+    /// `add_signed_address`); otherwise they are ignored. Install the result
+    /// with `set_signed`.
+    pub fn sign_for(
+        &self,
+        keys: Arc<ZoneKeys>,
+        settings: SigningSettings,
+        local_addresses: &[IpAddr],
+        now: u64,
+    ) -> Result<SignedZone, DnssecError> {
+        let signed = SignedZone::build(self.config.clone(), self.serial, keys, settings, local_addresses, now)?;
+        if self.response_len_with(&signed) > wire::MAX_MESSAGE_LEN {
+            return Err(DnssecError::TooLarge);
+        }
+        Ok(signed)
+    }
+
+    fn response_len_with(&self, signed: &SignedZone) -> usize {
+        HEADER_LEN + wire::MAX_NAME_LEN + 4 + signed.max_records_len() + self.opt_len(true, true)
+    }
+
+    /// Installs signed templates (from `sign_for` or `SignedZone::resign`),
+    /// replacing any previous ones, which are returned.
+    pub fn set_signed(&mut self, signed: SignedZone) -> Result<Option<SignedZone>, DnssecError> {
+        if !signed.is_for(&self.config) {
+            return Err(DnssecError::OtherZone);
+        }
+        Ok(self.signed.replace(signed))
+    }
+
+    /// The signed templates in use, if the zone is signed.
+    pub fn signed(&self) -> Option<&SignedZone> {
+        self.signed.as_ref()
+    }
+
+    /// Signs the address RRset for one more local address (`dns_address
+    /// auto`), as `Answered::missing_signatures` asks; a no-op for an
+    /// address already signed.
+    pub fn add_signed_address(&mut self, local: IpAddr) -> Result<(), DnssecError> {
+        match self.signed.as_mut() {
+            Some(signed) => signed.add_address(local),
+            None => Err(DnssecError::NotSigned),
+        }
+    }
+
+    /// When the signatures should be remade (`SignedZone::resign`), in
+    /// seconds since the epoch; `None` for an unsigned zone.
+    pub fn next_refresh(&self) -> Option<u64> {
+        self.signed.as_ref().map(SignedZone::refresh_due)
     }
 
     fn opt_len(&self, nsid_requested: bool, cookie: bool) -> usize {
@@ -418,47 +565,110 @@ impl Zone {
             return self.write(&query, Some(&question), None, rcode::REFUSED, ctx, out);
         }
         let location = self.locate(question.qname);
-        if location == Location::Below && self.wildcard {
-            // As a wildcard (RFC 4592) with the apex's addresses: the
-            // answer's owner is the name asked for.
-            let template = match question.qtype {
-                rtype::A | rtype::AAAA => self.address_template(question.qtype, ctx.local_addr),
-                rtype::ANY => self
-                    .address_template(rtype::A, ctx.local_addr)
-                    .or_else(|| self.address_template(rtype::AAAA, ctx.local_addr)),
-                _ => None,
-            };
-            if let Some(t) = template {
-                return self.assemble(&query, Some(&question), Some(t), t.rcode, ctx, out, true);
-            }
-            return self.write(&query, Some(&question), Some(&self.nodata), self.nodata.rcode, ctx, out);
-        }
-        let template = match location {
+        let signed = self.signed.as_ref();
+        let mut cover = Cover::Wildcard;
+        let wanted = match location {
             Location::Outside => None,
-            Location::Below => Some(&self.nxdomain),
+            Location::Below if self.wildcard => {
+                let (label, below_label) = self.label_below_apex(question.qname);
+                if label[0] < b'*' {
+                    cover = Cover::Apex;
+                }
+                if label == b"*" && below_label {
+                    // `*.<apex>` exists, so it is the closest encloser of the
+                    // names below it, and no wildcard answers for them
+                    // (RFC 4592 §2.2.1).
+                    Some(Wanted::Nxdomain)
+                } else {
+                    // As a wildcard (RFC 4592) with the apex's addresses:
+                    // the answer's owner is the name asked for.
+                    Some(match question.qtype {
+                        rtype::A | rtype::AAAA | rtype::ANY => Wanted::WildcardAddresses(question.qtype),
+                        _ => Wanted::WildcardNodata,
+                    })
+                }
+            }
+            Location::Below => Some(Wanted::Nxdomain),
             Location::Apex => match question.qtype {
-                rtype::A | rtype::AAAA => Some(
-                    self.address_template(question.qtype, ctx.local_addr)
-                        .unwrap_or(&self.nodata),
-                ),
-                rtype::NS => Some(&self.ns),
-                rtype::SOA => Some(&self.soa),
-                // RFC 8482: one RRset, the one clients most likely want.
-                rtype::ANY => Some(
-                    self.address_template(rtype::A, ctx.local_addr)
-                        .or_else(|| self.address_template(rtype::AAAA, ctx.local_addr))
-                        .unwrap_or(&self.ns),
-                ),
+                rtype::A | rtype::AAAA | rtype::ANY => Some(Wanted::Addresses(question.qtype)),
+                rtype::NS => Some(Wanted::Ns),
+                rtype::SOA => Some(Wanted::Soa),
                 rtype::AXFR | rtype::IXFR => None,
                 rtype::MAILA | rtype::MAILB => {
                     return self.write(&query, Some(&question), None, rcode::NOTIMP, ctx, out);
                 }
-                _ => Some(&self.nodata),
+                rtype::DNSKEY | rtype::CDS | rtype::CDNSKEY | rtype::NSEC | rtype::RRSIG if signed.is_some() => {
+                    Some(Wanted::Dnssec(question.qtype))
+                }
+                // DS included: it belongs to the parent (RFC 4035 §3.1.4.1).
+                _ => Some(Wanted::Nodata),
             },
         };
-        match template {
-            Some(template) => self.write(&query, Some(&question), Some(template), template.rcode, ctx, out),
-            None => self.write(&query, Some(&question), None, rcode::REFUSED, ctx, out),
+        let Some(wanted) = wanted else {
+            return self.write(&query, Some(&question), None, rcode::REFUSED, ctx, out);
+        };
+        let dnssec_ok = query.edns.is_some_and(|e| e.dnssec_ok);
+        let (template, owner_is_qname) = match signed {
+            Some(signed) if dnssec_ok => match signed.select(wanted, cover, ctx.local_addr) {
+                Ok(template) => (template, false),
+                Err(missing) => {
+                    let mut answered = self.write(&query, Some(&question), None, rcode::SERVFAIL, ctx, out)?;
+                    answered.missing_signatures = Some(missing);
+                    return Some(answered);
+                }
+            },
+            _ => self.plain_template(wanted, ctx.local_addr),
+        };
+        self.assemble(
+            &query,
+            Some(&question),
+            Some(template),
+            template.rcode,
+            ctx,
+            out,
+            owner_is_qname,
+        )
+    }
+
+    /// The template for an answer without DNSSEC records, and whether its
+    /// owners are the query name.
+    fn plain_template(&self, wanted: Wanted, local: Option<IpAddr>) -> (&Template, bool) {
+        let addresses = |qtype| match qtype {
+            // RFC 8482: one RRset, the one clients most likely want.
+            rtype::ANY => self
+                .address_template(rtype::A, local)
+                .or_else(|| self.address_template(rtype::AAAA, local)),
+            _ => self.address_template(qtype, local),
+        };
+        match wanted {
+            Wanted::Addresses(rtype::ANY) => (addresses(rtype::ANY).unwrap_or(&self.ns), false),
+            Wanted::Addresses(qtype) => (addresses(qtype).unwrap_or(&self.nodata), false),
+            Wanted::WildcardAddresses(qtype) => match addresses(qtype) {
+                Some(t) => (t, true),
+                None => (&self.nodata, false),
+            },
+            Wanted::Ns => (&self.ns, false),
+            Wanted::Soa => (&self.soa, false),
+            Wanted::Dnssec(qtype) => match &self.signed {
+                Some(signed) => (signed.plain_template(qtype, local), false),
+                None => (&self.nodata, false),
+            },
+            Wanted::Nodata | Wanted::WildcardNodata => (&self.nodata, false),
+            Wanted::Nxdomain => (&self.nxdomain, false),
+        }
+    }
+
+    /// The label of a name below the apex just above the apex, and whether
+    /// the name has more labels.
+    fn label_below_apex<'q>(&self, qname: &'q [u8]) -> (&'q [u8], bool) {
+        let cut = qname.len() - self.apex.wire().len();
+        let mut at = 0;
+        loop {
+            let end = at + 1 + qname[at] as usize;
+            if end == cut {
+                return (&qname[at + 1..end], at > 0);
+            }
+            at = end;
         }
     }
 
@@ -574,6 +784,9 @@ impl Zone {
             for &pos in &t.apex_pointers {
                 put_u16(records, pos as usize, 0xc000 | apex_at as u16);
             }
+            for &pos in &t.qname_pointers {
+                put_u16(records, pos as usize, 0xc000 | HEADER_LEN as u16);
+            }
             for &(pos, target) in &t.record_pointers {
                 put_u16(records, pos as usize, 0xc000 | (at as u16 + target));
             }
@@ -607,6 +820,7 @@ impl Zone {
             qname_len: question.map(|q| q.qname.len()),
             truncated,
             cookie,
+            missing_signatures: None,
         })
     }
 
