@@ -336,15 +336,7 @@ impl Service<'_> {
                     Limit::Pass => {}
                     // A silent service sends no truncated invitations to
                     // retry: it stays silent, or refuses within the rate.
-                    Limit::Drop | Limit::Slip if shape.is_silent() => {
-                        counters.dropped(DropReason::RateLimited);
-                        return (served(Outcome::Nothing, Reason::RateLimited), None);
-                    }
-                    Limit::Drop => {
-                        counters.dropped(DropReason::RateLimited);
-                        return (served(Outcome::Nothing, Reason::RateLimited), None);
-                    }
-                    Limit::Slip => {
+                    Limit::Slip if !shape.is_silent() => {
                         return match zone.slip(msg, qctx, out) {
                             Some(r) => {
                                 counters.slipped.fetch_add(1, Relaxed);
@@ -353,6 +345,10 @@ impl Service<'_> {
                             }
                             None => (served(Outcome::Nothing, Reason::Unanswerable), None),
                         };
+                    }
+                    Limit::Drop | Limit::Slip => {
+                        counters.dropped(DropReason::RateLimited);
+                        return (served(Outcome::Nothing, Reason::RateLimited), None);
                     }
                 }
             }

@@ -313,7 +313,11 @@ fn rest_of_message(st: &TcpState) -> Option<usize> {
     }
     // SAFETY: the input buffer holds `in_last` initialized bytes.
     let prefix = unsafe { [*st.input.add(st.in_pos), *st.input.add(st.in_pos + 1)] };
-    Some((2 + usize::from(u16::from_be_bytes(prefix))).saturating_sub(have).max(1))
+    Some(
+        (2 + usize::from(u16::from_be_bytes(prefix)))
+            .saturating_sub(have)
+            .max(1),
+    )
 }
 
 /// Whether the input holds a whole framed message (or an invalid length,
