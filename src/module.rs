@@ -215,7 +215,11 @@ unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
 }
 
 /// A worker exits: every delayed reply has been sent (their timers hold
-/// the exit), so the worker's duplicate descriptors can go.
+/// the exit), so the worker's duplicate descriptors and the fast path's
+/// buffers can go.
 unsafe extern "C" fn exit_process(_cycle: *mut ngx_cycle_t) {
-    guard((), || replies::close_all());
+    guard((), || {
+        replies::close_all();
+        fastpath::stop();
+    });
 }

@@ -60,7 +60,7 @@ pub unsafe fn socket_of(ls: *const ngx_listening_t) -> Option<libc::c_int> {
 
 /// Closes the duplicates (the worker exits; no reply is held back then).
 pub unsafe fn close_all() {
-    for (_, fd) in (*ptr::addr_of_mut!(DUPLICATES)).drain(..) {
+    for (_, fd) in std::mem::take(&mut *ptr::addr_of_mut!(DUPLICATES)) {
         libc::close(fd);
     }
 }
