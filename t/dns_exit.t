@@ -89,6 +89,8 @@ for my $case (['fast path', ''], ['session path', "dns_udp_fast_path off;"]) {
     my $t = DnsTest->new(ports => 1);
     $t->write_config(DnsTest::conf(server => 'dns_tcp_timeout 30s;'));
     $t->run or BAIL_OUT('nginx did not start: ' . $t->error_log);
+    # The master's socket answers before the worker has surely forked.
+    LoadTest::wait_for(5, sub { scalar $t->worker_pids });
     my ($old) = $t->worker_pids;
     my $c = $t->tcp_connect or die "connect: $!";
     my ($sent, $answered) = (0, 0);
