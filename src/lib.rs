@@ -6,7 +6,9 @@
 //! - `dns`: the DNS engine: query parsing, answer templates built once from
 //!   the configuration, copy-and-patch answers, EDNS, cookies, TCP framing;
 //! - `health`: load and health sources, the state machine, the shedding
-//!   policy, response rate limiting, and the table all workers share;
+//!   policy, response rate limiting, the table all workers share (with
+//!   each service's history), and the status report (Prometheus text,
+//!   JSON, the HTML page);
 //! - `serve`: the decision every query goes through (answer, rate limit,
 //!   policy, delay queue, counters);
 //! - `udp_batch`: `sendmmsg` batches where one refused datagram costs no
@@ -25,7 +27,8 @@
 //!   the path most queries take;
 //! - `upstream`, `probe`, `tick`: load sources, and the per-worker tick
 //!   that evaluates them;
-//! - `status`, `variables`: the HTTP status handler, `$dns_*` variables;
+//! - `status`, `variables`: the HTTP status handler (it picks the format;
+//!   `health` renders it), `$dns_*` variables;
 //! - `module`: the composition root (module tables, `init_process`), with
 //!   the pipeline drawn in its documentation.
 

@@ -1,9 +1,12 @@
 //! `dns_service_status`: an HTTP location handler reporting every service's
 //! state, load, source readings and counters (shared by all workers) in
-//! Prometheus text format, or JSON with `?format=json`.
+//! Prometheus text format, JSON or an HTML page. Which one is chosen by
+//! `health::status::Format` from `?format=` and the `Accept` header; the
+//! rendering is all in `health`.
 
+use crate::health::html;
 use crate::health::shared::ServiceSlot;
-use crate::health::status;
+use crate::health::status::{self, Format};
 use crate::util::guard;
 use ngx::core::NGX_CONF_ERROR;
 use ngx::ffi::{
@@ -11,6 +14,7 @@ use ngx::ffi::{
     ngx_http_output_filter, ngx_http_request_t, ngx_http_send_header, ngx_int_t, ngx_pcalloc, ngx_shm_zone_t,
     ngx_str_t, NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NOT_ALLOWED, NGX_OK,
 };
+use ngx::http::Request;
 use std::ffi::{c_char, c_void};
 use std::ptr;
 
@@ -44,14 +48,25 @@ unsafe fn loc_conf<'a>(r: *mut ngx_http_request_t) -> &'a LocConf {
     &*crate::conf::status_loc_conf::<LocConf>(r)
 }
 
-fn wants_json(r: *mut ngx_http_request_t) -> bool {
+/// The format the request asks for, by `?format=` or its `Accept` headers.
+unsafe fn format_of(r: *mut ngx_http_request_t) -> Format {
     let mut value = ngx_str_t {
         len: 0,
         data: ptr::null_mut(),
     };
-    // SAFETY: r is the live request; the name is a static string.
-    let rc = unsafe { ngx_http_arg(r, c"format".as_ptr() as *mut u8, 6, &mut value) };
-    rc == NGX_OK as isize && unsafe { crate::util::str_bytes(&value) } == b"json"
+    let arg = (ngx_http_arg(r, c"format".as_ptr() as *mut u8, 6, &mut value) == NGX_OK as isize)
+        .then(|| crate::util::str_bytes(&value));
+    // Several Accept headers are one list (RFC 9110 §5.3).
+    let mut accept: Vec<u8> = Vec::new();
+    for (name, value) in Request::from_ngx_http_request(r).headers_in_iterator() {
+        if name.as_bytes().eq_ignore_ascii_case(b"accept") {
+            if !accept.is_empty() {
+                accept.push(b',');
+            }
+            accept.extend_from_slice(value.as_bytes());
+        }
+    }
+    Format::choose(arg, (!accept.is_empty()).then_some(accept.as_slice()))
 }
 
 unsafe extern "C" fn handler(r: *mut ngx_http_request_t) -> ngx_int_t {
@@ -81,19 +96,24 @@ unsafe fn respond(r: *mut ngx_http_request_t) -> ngx_int_t {
             }
         }
     }
-    let json = wants_json(r);
-    let body = if json {
-        status::json(&services)
-    } else {
-        let slots: Vec<&ServiceSlot> = services.iter().map(|s| s.slot).collect();
-        status::prometheus(&slots)
+    let format = format_of(r);
+    let body = match format {
+        Format::Json => status::json(&services),
+        Format::Html => html::html(&services, crate::util::unix_ms()),
+        Format::Prometheus => {
+            let slots: Vec<&ServiceSlot> = services.iter().map(|s| s.slot).collect();
+            status::prometheus(&slots)
+        }
     };
-    let content_type: &[u8] = if json {
-        b"application/json"
-    } else {
-        b"text/plain; version=0.0.4; charset=utf-8"
-    };
+    let content_type = format.content_type().as_bytes();
 
+    // The same URL answers differently by Accept; and it is always live.
+    let request = Request::from_ngx_http_request(r);
+    if request.add_header_out("Vary", "Accept").is_none()
+        || request.add_header_out("Cache-Control", "no-store").is_none()
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
+    }
     let headers = &mut (*r).headers_out;
     headers.status = 200;
     headers.content_length_n = body.len() as i64;

@@ -4,8 +4,9 @@
 //! that all workers apply per query. Probes are started the same way.
 
 use crate::conf::{LoadConf, MainConf, SrvConf};
+use crate::health::history::{Cause, Change, Served};
 use crate::health::settings::HostSource;
-use crate::health::shared::{Lead, ServiceSlot, Source, Table, NOT_CONFIGURED};
+use crate::health::shared::{Lead, ServiceSlot, Source, Table};
 use crate::health::sources::{self, FileCondition, FileRead};
 use crate::health::state::{Reading, State};
 use crate::log::{notice, warning};
@@ -131,10 +132,18 @@ unsafe fn evaluate(conf: &SrvConf, slot: &ServiceSlot, lead: &mut Lead, now: u64
     let load = &conf.load;
     let probe_results = lead.take_probe_results();
     let leader = lead.leader_state();
+    let unix_ms = crate::util::unix_ms();
     let mut readings: Vec<(Reading, bool)> = Vec::with_capacity(4);
+    // The same readings by source, for the status page's "because of".
+    let mut by_source: Vec<(Source, Reading)> = Vec::with_capacity(4);
     let mut conditions = 0u32;
-    let publish = |source: Source, reading: Option<Reading>| {
-        slot.readings[source as usize].store(reading.map_or(NOT_CONFIGURED, Reading::to_i32), Relaxed);
+    // `fresh`: the source gave this reading now (a probe only when one finished).
+    let mut publish = |source: Source, reading: Reading, fresh: bool| {
+        slot.readings[source as usize].store(reading.to_i32(), Relaxed);
+        if fresh {
+            slot.reading_at_ms[source as usize].store(unix_ms, Relaxed);
+        }
+        by_source.push((source, reading));
     };
 
     if let Some(up) = &load.upstream {
@@ -143,9 +152,10 @@ unsafe fn evaluate(conf: &SrvConf, slot: &ServiceSlot, lead: &mut Lead, now: u64
             conditions |= Condition::UpstreamDown as u32;
         }
         readings.push((reading, true));
-        publish(Source::Upstream, Some(reading));
+        publish(Source::Upstream, reading, true);
     }
     if let Some(probe) = &load.probe {
+        let finished = !probe_results.results.is_empty();
         for result in probe_results.results {
             leader.probe.record(result.ok, result.load, probe.rise, probe.fall);
         }
@@ -164,7 +174,7 @@ unsafe fn evaluate(conf: &SrvConf, slot: &ServiceSlot, lead: &mut Lead, now: u64
         }
         let reading = leader.probe.reading();
         readings.push((reading, false));
-        publish(Source::Probe, Some(reading));
+        publish(Source::Probe, reading, finished);
     }
     if let Some(file) = &load.file {
         let (reading, condition) = leader
@@ -177,7 +187,7 @@ unsafe fn evaluate(conf: &SrvConf, slot: &ServiceSlot, lead: &mut Lead, now: u64
             FileCondition::Unparseable => Condition::FileUnparseable as u32,
         };
         readings.push((reading, false));
-        publish(Source::File, Some(reading));
+        publish(Source::File, reading, true);
     }
     if let Some(host) = load.host {
         let figure = read_host(host);
@@ -186,16 +196,32 @@ unsafe fn evaluate(conf: &SrvConf, slot: &ServiceSlot, lead: &mut Lead, now: u64
         }
         let reading = Reading::Load(figure.unwrap_or(0.0));
         readings.push((reading, true));
-        publish(Source::Host, Some(reading));
+        publish(Source::Host, reading, true);
     }
 
     let before = State::from_u32(leader.evaluator.state);
+    let published = State::from_u32(slot.state.load(Relaxed));
     let was_initialized = leader.evaluator.initialized != 0;
     let verdict = leader.evaluator.update(now, &readings, load.smoothing_ms, &load.policy);
     slot.state.store(verdict.state as u32, Relaxed);
     slot.load_milli.store((verdict.load * 1000.0).round() as u32, Relaxed);
     slot.delay_us.store(verdict.shape.delay_us, Relaxed);
     slot.drop_ppm.store(verdict.shape.drop_ppm, Relaxed);
+    // For the status page: the change as workers saw it (the first
+    // evaluation of a service too), and one history entry per second.
+    if !was_initialized || published != verdict.state {
+        slot.changes.post(&Change {
+            at_ms: unix_ms,
+            from: was_initialized.then_some(published),
+            to: verdict.state,
+            load: verdict.load,
+            cause: Cause::of(verdict.state, &by_source),
+        });
+    }
+    let served = Served::of(&slot.counters);
+    leader
+        .history
+        .tick(&slot.history, unix_ms, verdict.state, verdict.load, served);
 
     let service = String::from_utf8_lossy(&slot.name()).into_owned();
     if !was_initialized || before != verdict.state {

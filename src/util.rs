@@ -11,6 +11,14 @@ pub fn guard<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or(on_panic)
 }
 
+/// Wall-clock time in milliseconds since the Unix epoch (for times people
+/// read; intervals use nginx's monotonic `ngx_current_msec`).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// The bytes of an nginx string.
 ///
 /// # Safety

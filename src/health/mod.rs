@@ -2,6 +2,9 @@
 //! symbols: the glue gathers raw inputs (files, probe responses, upstream
 //! peers) and the shared-memory table; everything that decides lives here.
 
+pub mod chart;
+pub mod history;
+pub mod html;
 pub mod policy;
 pub mod rrl;
 pub mod settings;

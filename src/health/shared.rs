@@ -9,6 +9,7 @@
 //! connections end. Everything they may touch is atomic; the one exception,
 //! the leader state, is reached only through the lead lock (see `Lead`).
 
+use super::history::{Changes, History, HistoryCursor};
 use super::rrl::RateTable;
 use super::sources::FileTracker;
 use super::state::{Evaluator, ProbeTracker};
@@ -26,7 +27,7 @@ pub const MAX_NAME: usize = 256;
 pub const PROBE_RING: usize = 16;
 /// Changes whenever the layout changes, so a zone kept across a reload that
 /// loads a different module build is reinitialized rather than misread.
-pub const LAYOUT_MAGIC: u64 = 0x646e_7373_0002_0000 | std::mem::size_of::<ServiceSlot>() as u64;
+pub const LAYOUT_MAGIC: u64 = 0x646e_7373_0003_0000 | std::mem::size_of::<ServiceSlot>() as u64;
 
 /// Load and health sources, in the order of `ServiceSlot::readings`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -189,6 +190,7 @@ pub struct LeaderState {
     pub file: FileTracker,
     /// Bit set of active conditions (see `Condition`), to log changes once.
     pub conditions: u32,
+    pub history: HistoryCursor,
 }
 
 /// A 128-bit secret in shared memory, as two atomic words.
@@ -283,6 +285,8 @@ pub struct ServiceSlot {
     pub delay_us: AtomicU32,
     pub drop_ppm: AtomicU32,
     pub readings: [AtomicI32; Source::ALL.len()],
+    /// When each source last gave its reading (Unix ms; 0: never).
+    pub reading_at_ms: [AtomicU64; Source::ALL.len()],
 
     /// When the next evaluation is due (see `try_lead`).
     pub next_tick_ms: AtomicU64,
@@ -299,6 +303,9 @@ pub struct ServiceSlot {
 
     leader: UnsafeCell<LeaderState>,
     pub counters: Counters,
+    /// For the status page, written by the leader (see `history`).
+    pub history: History,
+    pub changes: Changes,
 }
 
 // SAFETY: `leader` is reached only through a `Lead`, of which at most one
@@ -467,6 +474,7 @@ impl Lead<'_> {
             delay_us,
             drop_ppm,
             readings,
+            reading_at_ms,
             next_tick_ms,
             lead_pid: _, // held by this lead, freed when it drops
             next_probe_ms,
@@ -475,9 +483,11 @@ impl Lead<'_> {
             probe_ring,
             leader: _, // below, through this lead
             counters,
+            history,
+            changes,
         } = self.slot;
         let words = [generation, next_tick_ms, next_probe_ms, probes_posted, probes_taken];
-        for word in words.into_iter().chain(name).chain(probe_ring) {
+        for word in words.into_iter().chain(name).chain(probe_ring).chain(reading_at_ms) {
             word.store(0, Relaxed);
         }
         for word in [name_len, state, load_milli, delay_us, drop_ppm] {
@@ -487,6 +497,8 @@ impl Lead<'_> {
             reading.store(0, Relaxed);
         }
         counters.reset();
+        history.clear();
+        changes.clear();
         *self.leader_state() = LeaderState::default();
     }
 }

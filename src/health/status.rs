@@ -1,11 +1,63 @@
 //! The status report: Prometheus text exposition and JSON, rendered from the
-//! shared table.
+//! shared table (the HTML page is in `html`), and the choice between them.
 
 use super::policy::{Policy, Silence};
 use super::shared::{DropReason, ServiceSlot, Source, NOT_CONFIGURED, QTYPES, RCODES};
 use super::state::{Reading, State};
 use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
+
+/// The formats of the report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Prometheus,
+    Json,
+    Html,
+}
+
+impl Format {
+    /// `?format=` decides when it names a format; otherwise HTML when the
+    /// `Accept` header prefers it to plain text (a browser), else
+    /// Prometheus text (scrapers and curl send `*/*` or ask for text).
+    pub fn choose(arg: Option<&[u8]>, accept: Option<&[u8]>) -> Format {
+        match arg {
+            Some(b"json") => Format::Json,
+            Some(b"html") => Format::Html,
+            Some(b"prometheus" | b"text") => Format::Prometheus,
+            _ if accept.is_some_and(prefers_html) => Format::Html,
+            _ => Format::Prometheus,
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
+            Format::Json => "application/json",
+            Format::Html => "text/html; charset=utf-8",
+        }
+    }
+}
+
+/// Whether an `Accept` header (RFC 9110 §12.5.1) rates HTML above zero and
+/// at least as high as plain text. Wildcards match both, so they do not
+/// decide.
+fn prefers_html(accept: &[u8]) -> bool {
+    let (mut html, mut text) = (0.0f64, 0.0f64);
+    for range in String::from_utf8_lossy(accept).split(',') {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = parts
+            .map(|p| p.trim().to_ascii_lowercase())
+            .find_map(|p| p.strip_prefix("q=").and_then(|v| v.trim().parse::<f64>().ok()))
+            .unwrap_or(1.0);
+        match media.as_str() {
+            "text/html" | "application/xhtml+xml" => html = html.max(q),
+            "text/plain" | "application/openmetrics-text" => text = text.max(q),
+            _ => {}
+        }
+    }
+    html > 0.0 && html >= text
+}
 
 fn name(slot: &ServiceSlot) -> String {
     String::from_utf8_lossy(&slot.name()).replace(['"', '\\'], "")
@@ -393,6 +445,30 @@ pub fn json(services: &[Report]) -> String {
 mod tests {
     use super::super::shared::Table;
     use super::*;
+
+    #[test]
+    fn the_format_follows_the_argument_then_the_accept_header() {
+        let choose =
+            |arg: Option<&str>, accept: Option<&str>| Format::choose(arg.map(str::as_bytes), accept.map(str::as_bytes));
+        let firefox = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+        let prometheus = "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.1";
+        assert_eq!(choose(None, None), Format::Prometheus);
+        assert_eq!(choose(None, Some("*/*")), Format::Prometheus);
+        assert_eq!(choose(None, Some(firefox)), Format::Html);
+        assert_eq!(choose(None, Some("application/xhtml+xml")), Format::Html);
+        assert_eq!(choose(None, Some(prometheus)), Format::Prometheus);
+        assert_eq!(choose(None, Some("text/plain, text/html;q=0.5")), Format::Prometheus);
+        assert_eq!(
+            choose(None, Some("TEXT/HTML;level=1;q=0.9, text/plain;q=0.8")),
+            Format::Html
+        );
+        assert_eq!(choose(None, Some("text/html;q=0")), Format::Prometheus);
+        assert_eq!(choose(Some("json"), Some(firefox)), Format::Json);
+        assert_eq!(choose(Some("prometheus"), Some(firefox)), Format::Prometheus);
+        assert_eq!(choose(Some("html"), None), Format::Html);
+        assert_eq!(choose(Some("nonsense"), Some(firefox)), Format::Html);
+        assert_eq!(Format::Html.content_type(), "text/html; charset=utf-8");
+    }
 
     #[test]
     fn renders_both_formats() {

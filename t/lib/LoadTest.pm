@@ -152,11 +152,12 @@ sub status_http {
          . "        location = /status { dns_service_status; }\n    }\n}\n";
 }
 
-# GET the status endpoint; returns the HTTP::Tiny response.
+# GET the status endpoint; returns the HTTP::Tiny response. Options: path,
+# method, headers => { name => value }.
 sub status_get {
     my ($port, $query, %o) = @_;
     my $url = "http://127.0.0.1:$port" . ($o{path} // '/status') . ($query // '');
-    return $HTTP->request($o{method} // 'GET', $url);
+    return $HTTP->request($o{method} // 'GET', $url, { headers => $o{headers} // {} });
 }
 
 # The status as decoded JSON, or undef.
