@@ -9,6 +9,7 @@
 //! connections end. Everything they may touch is atomic; the one exception,
 //! the leader state, is reached only through the lead lock (see `Lead`).
 
+use super::address_slot::AddressSlot;
 use super::rrl::RateTable;
 use super::sources::FileTracker;
 use super::state::{Evaluator, ProbeTracker};
@@ -26,7 +27,7 @@ pub const MAX_NAME: usize = 256;
 pub const PROBE_RING: usize = 16;
 /// Changes whenever the layout changes, so a zone kept across a reload that
 /// loads a different module build is reinitialized rather than misread.
-pub const LAYOUT_MAGIC: u64 = 0x646e_7373_0002_0000 | std::mem::size_of::<ServiceSlot>() as u64;
+pub const LAYOUT_MAGIC: u64 = 0x646e_7373_0003_0000 | std::mem::size_of::<ServiceSlot>() as u64;
 
 /// Load and health sources, in the order of `ServiceSlot::readings`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -397,7 +398,7 @@ impl ServiceSlot {
 
 /// Whether process `pid` exists: `kill(pid, 0)` sends no signal and fails
 /// with ESRCH only when there is no such process.
-fn process_exists(pid: u32) -> bool {
+pub(super) fn process_exists(pid: u32) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return false;
     };
@@ -510,6 +511,9 @@ pub struct Table {
     pub slots: [ServiceSlot; MAX_SERVICES],
     /// Response rate limiting counts (see `rrl`), shared by all services.
     pub rrl: RateTable,
+    /// The addresses each service gives out (by slot index), when they
+    /// come from an address file or UPDATE (see `address_slot`).
+    pub addresses: [AddressSlot; MAX_SERVICES],
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -600,6 +604,7 @@ impl Table {
             let slot = &self.slots[index];
             if let Some(mut lead) = slot.lock(pid, process_exists) {
                 lead.reset_slot();
+                self.addresses[index].reset();
                 slot.set_name(name);
                 slot.generation.store(generation, Relaxed);
                 return Ok(index);
