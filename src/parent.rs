@@ -33,7 +33,7 @@ const BUFFER: usize = 4096;
 pub unsafe fn tick(d: &Dynamic, slot: &AddressSlot, now_ms: u64, log: *mut ngx_log_t) {
     let Some(parent) = d.parent.as_ref() else { return };
     let want = d.pushable(slot.read().as_ref());
-    let (finished, start) = slot.push.tick(now_ms, want.map(|s| s.digest()));
+    let (finished, start) = slot.push.tick(now_ms, want.as_ref());
     if let Some(f) = finished {
         let what = format!(
             "dns_service {}: glue update of {} in {} at {}",
@@ -44,7 +44,7 @@ pub unsafe fn tick(d: &Dynamic, slot: &AddressSlot, now_ms: u64, log: *mut ngx_l
                 slot.push
                     .last_success
                     .store(ngx::ffi::ngx_time() as u64, std::sync::atomic::Ordering::Relaxed);
-                notice!(log, "{what}: done ({})", want.map_or_else(String::new, |s| s.to_string()));
+                notice!(log, "{what}: done ({})", f.set);
             }
             (outcome, Some(retry)) if f.log => warning!(
                 log,

@@ -145,9 +145,10 @@ pub struct Published {
 pub struct PushState {
     /// Digest of the set the parent has (the last successful push); 0: none.
     done: AtomicU64,
-    /// Digest of the set being pushed (0: no push in flight), and when the
-    /// leader gives up waiting for its outcome.
+    /// Digest of the set being pushed (0: no push in flight), the set, and
+    /// when the leader gives up waiting for its outcome.
     flight: AtomicU64,
+    flight_set: SharedSet,
     flight_deadline_ms: AtomicU64,
     /// The outcome of the push in flight: the low 32 bits of its digest,
     /// then the outcome code; 0 while none is posted.
@@ -220,7 +221,7 @@ impl std::fmt::Display for PushOutcome {
             PushOutcome::TsigError(e) => write!(f, "TSIG error {}", crate::dns::tsig::error::name(*e)),
             PushOutcome::BadResponseSignature => f.write_str("a response whose TSIG signature does not check out"),
             PushOutcome::Timeout => f.write_str("no response in time"),
-            PushOutcome::Network => f.write_str("a network error"),
+            PushOutcome::Network => f.write_str("a network error (nothing listening there, or unreachable)"),
             PushOutcome::Garbled => f.write_str("a garbled response"),
         }
     }
@@ -230,6 +231,8 @@ impl std::fmt::Display for PushOutcome {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PushFinished {
     pub outcome: PushOutcome,
+    /// The set that was pushed.
+    pub set: AddressSet,
     /// First time this outcome is seen in a row: log it.
     pub log: bool,
     /// When a failed push is tried again (milliseconds from now).
@@ -244,11 +247,11 @@ pub const MAX_BACKOFF_MS: u64 = 300_000;
 
 impl PushState {
     /// One tick of the leader, at `now_ms`, wanting the parent to have the
-    /// set with digest `want` (`None`: nothing to push). Ends the push in
-    /// flight if its outcome is posted or its time is up, and says whether
-    /// to start a push of `want` now (the caller then runs it and posts
-    /// its outcome with `post`).
-    pub fn tick(&self, now_ms: u64, want: Option<u64>) -> (Option<PushFinished>, bool) {
+    /// set `want` (`None`: nothing to push). Ends the push in flight if its
+    /// outcome is posted or its time is up, and says whether to start a
+    /// push of `want` now (the caller then runs it and posts its outcome
+    /// with `post`, under the set's digest).
+    pub fn tick(&self, now_ms: u64, want: Option<&AddressSet>) -> (Option<PushFinished>, bool) {
         let mut finished = None;
         let flight = self.flight.load(Relaxed);
         if flight != 0 {
@@ -279,11 +282,13 @@ impl PushState {
             };
             finished = Some(PushFinished {
                 outcome,
+                set: self.flight_set.load(),
                 log,
                 retry_in_ms,
             });
         }
-        let Some(want) = want else { return (finished, false) };
+        let Some(set) = want else { return (finished, false) };
+        let want = set.digest();
         if want == self.done.load(Relaxed) {
             return (finished, false);
         }
@@ -295,6 +300,7 @@ impl PushState {
             self.backoff_ms.store(0, Relaxed);
         }
         self.tried.store(want, Relaxed);
+        self.flight_set.store(set);
         self.flight.store(want, Relaxed);
         self.flight_deadline_ms.store(now_ms + PUSH_DEADLINE_MS, Relaxed);
         self.attempts.fetch_add(1, Relaxed);
@@ -471,6 +477,7 @@ impl AddressSlot {
         ] {
             w.store(0, Relaxed);
         }
+        p.flight_set.store(&AddressSet::new());
         p.logged.store(0, Relaxed);
         p.last_outcome.store(0, Relaxed);
     }
@@ -581,49 +588,52 @@ mod tests {
     #[test]
     fn pushes_retry_with_backoff_and_log_each_outcome_once() {
         let p = PushState::default();
+        let one = AddressSet::from_slice(&[ip("192.0.2.1")]).unwrap();
+        let two = AddressSet::from_slice(&[ip("192.0.2.2")]).unwrap();
+        let three = AddressSet::from_slice(&[ip("192.0.2.3")]).unwrap();
         // Nothing to push.
         assert_eq!(p.tick(0, None), (None, false));
         // A set to push: start, then wait for the outcome.
-        assert_eq!(p.tick(0, Some(0xaaaa_0001)), (None, true));
-        assert_eq!(p.tick(250, Some(0xaaaa_0001)), (None, false));
+        assert_eq!(p.tick(0, Some(&one)), (None, true));
+        assert_eq!(p.tick(250, Some(&one)), (None, false));
         // A stale outcome (another digest) is not taken.
         p.post(0x5, PushOutcome::Ok);
-        assert_eq!(p.tick(500, Some(0xaaaa_0001)), (None, false));
-        p.post(0xaaaa_0001, PushOutcome::Rcode(5));
-        let (f, start) = p.tick(750, Some(0xaaaa_0001));
+        assert_eq!(p.tick(500, Some(&one)), (None, false));
+        p.post(one.digest(), PushOutcome::Rcode(5));
+        let (f, start) = p.tick(750, Some(&one));
         let f = f.unwrap();
         assert_eq!(
             (f.outcome, f.log, f.retry_in_ms, start),
             (PushOutcome::Rcode(5), true, Some(1000), false)
         );
         // Not before the backoff.
-        assert_eq!(p.tick(1000, Some(0xaaaa_0001)), (None, false));
-        assert_eq!(p.tick(1750, Some(0xaaaa_0001)), (None, true));
+        assert_eq!(p.tick(1000, Some(&one)), (None, false));
+        assert_eq!(p.tick(1750, Some(&one)), (None, true));
         // Times out: a second failure doubles the wait; another outcome is logged.
-        let (f, _) = p.tick(1750 + PUSH_DEADLINE_MS, Some(0xaaaa_0001));
+        let (f, _) = p.tick(1750 + PUSH_DEADLINE_MS, Some(&one));
         let f = f.unwrap();
         assert_eq!(
             (f.outcome, f.log, f.retry_in_ms),
             (PushOutcome::Timeout, true, Some(2000))
         );
-        assert_eq!(p.tick(6750 + 2000, Some(0xaaaa_0001)), (None, true));
-        let (f, _) = p.tick(20_000, Some(0xaaaa_0001));
+        assert_eq!(p.tick(6750 + 2000, Some(&one)), (None, true));
+        let (f, _) = p.tick(20_000, Some(&one));
         assert_eq!((f.unwrap().log, f.unwrap().retry_in_ms), (false, Some(4000)));
         // A new set goes out at once, backoff or not.
-        assert_eq!(p.tick(20_001, Some(0xbbbb_0002)), (None, true));
-        p.post(0xbbbb_0002, PushOutcome::Ok);
-        let (f, start) = p.tick(20_250, Some(0xbbbb_0002));
+        assert_eq!(p.tick(20_001, Some(&two)), (None, true));
+        p.post(two.digest(), PushOutcome::Ok);
+        let (f, start) = p.tick(20_250, Some(&two));
         assert_eq!(
             (f.unwrap().outcome, f.unwrap().log, start),
             (PushOutcome::Ok, true, false)
         );
-        assert!(p.is_done(0xbbbb_0002));
-        assert_eq!(p.tick(20_500, Some(0xbbbb_0002)), (None, false));
+        assert!(p.is_done(two.digest()));
+        assert_eq!(p.tick(20_500, Some(&two)), (None, false));
         assert_eq!((p.attempts.load(Relaxed), p.failures.load(Relaxed)), (4, 3));
         // The backoff stops growing.
-        p.tick(30_000, Some(0xcccc_0003));
+        p.tick(30_000, Some(&three));
         p.backoff_ms.store(MAX_BACKOFF_MS - 1, Relaxed);
-        let (f, _) = p.tick(40_000, Some(0xcccc_0003));
+        let (f, _) = p.tick(40_000, Some(&three));
         assert_eq!(f.unwrap().retry_in_ms, Some(MAX_BACKOFF_MS));
         for o in [
             PushOutcome::Ok,
