@@ -175,20 +175,27 @@ pub unsafe extern "C" fn merge_srv_conf(cf: *mut ngx_conf_t, parent: *mut c_void
 }
 
 unsafe fn merge(cf: *mut ngx_conf_t, conf: &mut SrvConf) -> Result<(), String> {
-    if !conf.staged.dynamic.any() {
-        return Ok(());
-    }
-    let Some(zone) = conf.zone.as_ref() else {
+    if conf.zone.is_none() {
         // Without dns_service the merge has already said so.
         return Ok(());
-    };
-    let staged = std::mem::take(&mut conf.staged.dynamic);
-    let apex = zone.apex().to_string();
+    }
     let at = conf
         .staged
         .service
         .as_ref()
         .map_or(String::new(), |(_, p)| format!(" in {}:{}", p.file, p.line));
+    if conf.staged.dynamic.any() {
+        build(cf, conf, &at)?;
+    }
+    same_as_other_servers(cf, conf, &at)
+}
+
+/// Checks the settings, chooses the state file, and builds the zone with
+/// the addresses the files give at load.
+unsafe fn build(cf: *mut ngx_conf_t, conf: &mut SrvConf, at: &str) -> Result<(), String> {
+    let Some(zone) = conf.zone.as_ref() else { return Ok(()) };
+    let staged = std::mem::take(&mut conf.staged.dynamic);
+    let apex = zone.apex().to_string();
     let configured = zone.config().addresses.clone();
     if let Some(parent) = &staged.parent {
         let listed = zone
@@ -236,6 +243,28 @@ unsafe fn merge(cf: *mut ngx_conf_t, conf: &mut SrvConf) -> Result<(), String> {
         conf.zone = Some(rebuilt);
     }
     conf.dynamic = Some(d);
+    Ok(())
+}
+
+/// Servers of one name share one address set: they must agree on what
+/// changes it (a server without these directives would otherwise keep
+/// answering with its configured addresses).
+unsafe fn same_as_other_servers(cf: *mut ngx_conf_t, conf: &SrvConf, at: &str) -> Result<(), String> {
+    let main = MainConf::of_conf(cf);
+    let apex = conf.zone.as_ref().map(|z| z.apex());
+    for &other in &main.services {
+        let other = &*other;
+        if std::ptr::eq(other, conf) || other.zone.as_ref().map(|z| z.apex()) != apex {
+            continue;
+        }
+        if !Dynamic::same_sources(conf.dynamic.as_ref(), other.dynamic.as_ref()) {
+            return Err(format!(
+                "the servers of \"dns_service\" {} must have the same dns_address_file, dns_address_state, \
+                 dns_update_key and dns_glue_update settings: they share the addresses given out{at}",
+                apex.map_or(String::new(), |a| a.to_string())
+            ));
+        }
+    }
     Ok(())
 }
 

@@ -133,6 +133,19 @@ impl Dynamic {
         }
     }
 
+    /// Whether two servers of one service agree on what changes its
+    /// addresses: they share one set (one slot), so they must.
+    pub fn same_sources(a: Option<&Dynamic>, b: Option<&Dynamic>) -> bool {
+        fn sources(d: Option<&Dynamic>) -> Option<impl PartialEq + '_> {
+            d.filter(|d| d.has_sources() || d.parent.is_some()).map(|d| {
+                let keys: Vec<(&str, tsig::Algorithm)> = d.keys.iter().map(|k| (k.name(), k.algorithm())).collect();
+                let parent = d.parent.as_ref().map(|p| (p.server, p.name.clone()));
+                (d.file.clone(), d.state_path.clone(), keys, parent)
+            })
+        }
+        sources(a) == sources(b)
+    }
+
     /// Whether anything can change the set (and it is saved).
     pub fn has_sources(&self) -> bool {
         self.file.is_some() || !self.keys.is_empty()
@@ -359,12 +372,12 @@ impl Dynamic {
         let reply = match tsig::check(msg, &self.keys, now) {
             Checked::Malformed => {
                 count(UpdateResult::Formerr);
-                self.rejected(slot, now, client, "a malformed TSIG record");
+                self.rejected(slot, now, client, format_args!("a malformed TSIG record"));
                 return self.plain(msg, rcode::FORMERR, out, true);
             }
             Checked::Unsigned => {
                 count(UpdateResult::Unsigned);
-                self.rejected(slot, now, client, "not signed (REFUSED)");
+                self.rejected(slot, now, client, format_args!("not signed (REFUSED)"));
                 return self.plain(msg, rcode::REFUSED, out, true);
             }
             Checked::Signed(reply) if reply.error != 0 => {
@@ -373,12 +386,13 @@ impl Dynamic {
                     tsig::error::BADTIME => UpdateResult::BadTime,
                     _ => UpdateResult::BadSig,
                 });
-                let why = format!(
-                    "key \"{}\": TSIG error {} (NOTAUTH)",
-                    reply.key_name(),
-                    tsig::error::name(reply.error)
+                let error = tsig::error::name(reply.error);
+                self.rejected(
+                    slot,
+                    now,
+                    client,
+                    format_args!("key {:?}: TSIG error {error} (NOTAUTH)", reply.key_name()),
                 );
-                self.rejected(slot, now, client, &why);
                 return self.signed(msg, tsig::NOTAUTH, &reply, out, true);
             }
             Checked::Signed(reply) => reply,
@@ -399,12 +413,8 @@ impl Dynamic {
             } else {
                 UpdateResult::OtherZone
             });
-            self.rejected(
-                slot,
-                now,
-                client,
-                &format!("zone {:?}: {}", parsed.zone, update::rcode_name(code)),
-            );
+            let name = update::rcode_name(code);
+            self.rejected(slot, now, client, format_args!("zone {:?}: {name}", parsed.zone));
             return respond(code, out);
         }
         let Some(slot) = slot else {
@@ -508,7 +518,7 @@ impl Dynamic {
     /// Logs a rejected UPDATE, at most one line a second per service: a
     /// flood of forged messages must not flood the log (the status counts
     /// them all).
-    fn rejected(&self, slot: Option<&AddressSlot>, now: u64, client: Option<IpAddr>, why: &str) {
+    fn rejected(&self, slot: Option<&AddressSlot>, now: u64, client: Option<IpAddr>, why: std::fmt::Arguments<'_>) {
         use std::sync::atomic::Ordering::Relaxed;
         if let Some(slot) = slot {
             let last = slot.rejection_logged.load(Relaxed);

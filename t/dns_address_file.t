@@ -137,5 +137,11 @@ $bad->write_config(DnsTest::conf(no_default_server => 1,
     servers => "    server {\n        listen 127.0.0.1:%%PORT%%;\n        dns_address_file /x;\n        return 1;\n    }\n"));
 my ($brc, $bout) = $bad->test_config;
 like($bout, qr/"dns_address_file" requires "dns_service"/, 'dns_address_file needs dns_service');
+# Two servers of one name share one set: they must agree on its sources.
+$bad->write_config(DnsTest::conf(server => 'dns_address_file /x;',
+    servers => DnsTest::server_block(listen => "        listen 127.0.0.2:%%PORT%%;\n")));
+($brc, $bout) = $bad->test_config;
+like($bout, qr/the servers of "dns_service" www\.example\.com must have the same dns_address_file/,
+    'servers of one name must agree on the address sources');
 
 done_testing;

@@ -486,11 +486,9 @@ impl<'k> Reply<'k> {
         self.key.filter(|_| self.error == 0)
     }
 
-    /// The key name the request named, for logs.
-    pub fn key_name(&self) -> String {
-        super::name::presentation(self.key_name.wire())
-            .trim_end_matches('.')
-            .to_string()
+    /// The key name the request named (`{:?}` shows it), for logs.
+    pub fn key_name(&self) -> NameBuf {
+        self.key_name
     }
 
     /// Room the TSIG record of the response needs.

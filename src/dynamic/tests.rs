@@ -577,3 +577,49 @@ fn the_update_fuzz_corpus_stays_clean() {
     }
     assert!(seen >= 5, "the seeds are in fuzz/corpus/update_tsig");
 }
+
+/// Through `Service::answer`: a silent service (drained, down, over its
+/// high mark) drops queries but still takes UPDATEs, and they are not
+/// counted as queries.
+#[test]
+fn updates_come_before_the_shedding_policy() {
+    use crate::health::policy::{Silence, PPM};
+    use crate::health::shared::Table;
+    use crate::serve::{Outcome, Reason, Service, Settings, Shared};
+    let f = fixture("shed", "192.0.2.1");
+    let z = zone("192.0.2.1");
+    let mut memory = vec![0u64; std::mem::size_of::<crate::health::shared::Table>() / 8 + 1];
+    let table = unsafe { Table::init(memory.as_mut_ptr() as *mut u8, [7; 16], [8; 16]) };
+    table.slots[0].drop_ppm.store(PPM, Relaxed);
+    let settings = Settings {
+        rate_limit: None,
+        silence: Silence::Drop,
+        delay_queue: 16,
+    };
+    let service = Service {
+        zone: &z,
+        settings: &settings,
+        shared: Some(Shared { table, index: 0 }),
+        dynamic: Some(&f.dynamic),
+    };
+    let mut out = vec![0u8; 4096];
+    let query = message(0, "www.example.com", rtype::A, &[], &[]);
+    let served = service.answer(&query, &qctx(), &mut out, 0, None);
+    assert_eq!((served.outcome, served.reason), (Outcome::Nothing, Reason::Silent));
+    let (update, _) = sign(&replace_with("192.0.2.7"), KEY, NOW.into());
+    let mut last = crate::serve::LastQuery::default();
+    let served = service.answer(&update, &qctx(), &mut out, 0, Some(&mut last));
+    assert_eq!(served.reason, Reason::Managed);
+    assert!(matches!(served.outcome, Outcome::Send(_)));
+    assert_eq!((last.rcode, last.qtype), (Some(0), Some(rtype::SOA)));
+    assert_eq!(
+        table.addresses[0].read().unwrap().state.addresses.to_string(),
+        "192.0.2.7"
+    );
+    let counters = &table.slots[0].counters;
+    assert_eq!(
+        counters.queries_udp.load(Relaxed),
+        1,
+        "only the query counts as a query"
+    );
+}

@@ -910,7 +910,7 @@ fn zone_keys_are_checked() {
 
 /// Counts heap allocations made by the current thread, so that a test can
 /// check `respond` makes none.
-mod counting {
+pub(super) mod counting {
     use std::alloc::{GlobalAlloc, Layout, System};
     use std::cell::Cell;
 
