@@ -86,6 +86,8 @@ pub struct Staged {
     pub cookies: Option<bool>,
     pub rate_limit: Option<Option<RateLimit>>,
     pub cookie_file: Option<(String, CookieSecrets)>,
+    /// Address file, map, UPDATE keys, state file, parent glue.
+    pub dynamic: crate::dynamic::Staged,
 }
 
 /// Per-server configuration.
@@ -108,6 +110,9 @@ pub struct SrvConf {
     pub tcp_max_connections: usize,
     /// Open DNS TCP connections of this server in this worker.
     pub tcp_connections: Cell<usize>,
+    /// Addresses that change while running (see `addresses`); `None` when
+    /// no such directive is given.
+    pub dynamic: Option<crate::dynamic::Dynamic>,
 }
 
 /// `dns_load_upstream`: an upstream whose shared peer state is a load source.
@@ -190,6 +195,7 @@ impl SrvConf {
             zone: self.zone.as_ref()?,
             settings: self.serve.as_ref()?,
             shared: table.zip(self.load.slot).map(|(table, index)| Shared { table, index }),
+            dynamic: self.dynamic.as_ref(),
         })
     }
 

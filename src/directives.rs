@@ -17,7 +17,7 @@ use std::ffi::{c_char, c_void};
 
 const DUPLICATE: *mut c_char = c"is duplicate".as_ptr() as *mut c_char;
 
-unsafe fn place(cf: *mut ngx_conf_t) -> Place {
+pub(crate) unsafe fn place(cf: *mut ngx_conf_t) -> Place {
     let file = &*(*cf).conf_file;
     Place {
         file: String::from_utf8_lossy(str_bytes(&file.file.name)).into_owned(),
@@ -41,7 +41,7 @@ unsafe fn directive_name<'a>(cmd: *mut ngx_command_t) -> &'a str {
 
 /// Runs a directive handler with panic containment and uniform errors:
 /// `invalid value "X" in "dns_foo" directive: reason` at the directive's line.
-unsafe fn directive(
+pub(crate) unsafe fn directive(
     cf: *mut ngx_conf_t,
     cmd: *mut ngx_command_t,
     conf: *mut c_void,
@@ -72,7 +72,7 @@ unsafe fn directive(
 }
 
 /// Why a directive was rejected.
-enum DirectiveError {
+pub(crate) enum DirectiveError {
     Duplicate,
     Invalid { value: String, reason: String },
 }
@@ -102,7 +102,7 @@ fn on_off(arg: &str) -> Result<bool, DirectiveError> {
     }
 }
 
-fn once<T>(slot: &Option<T>) -> Result<(), DirectiveError> {
+pub(crate) fn once<T>(slot: &Option<T>) -> Result<(), DirectiveError> {
     if slot.is_some() {
         Err(DirectiveError::Duplicate)
     } else {

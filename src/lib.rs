@@ -11,6 +11,8 @@
 //!   JSON, the HTML page);
 //! - `serve`: the decision every query goes through (answer, rate limit,
 //!   policy, delay queue, counters);
+//! - `dynamic`: addresses that change while nginx runs (address file,
+//!   RFC 2136 UPDATE with TSIG), and UPDATE handling on the query path;
 //! - `udp_batch`: `sendmmsg` batches where one refused datagram costs no
 //!   other.
 //!
@@ -25,18 +27,25 @@
 //!   handler and the UDP session path;
 //! - `fastpath`: the UDP listener takeover (batched `recvmmsg`/`sendmmsg`),
 //!   the path most queries take;
-//! - `upstream`, `probe`, `tick`: load sources, and the per-worker tick
-//!   that evaluates them;
+//! - `upstream`, `probe`: load sources;
+//! - `addresses`, `parent`: addresses that change while running (address
+//!   file, UPDATE): directives, per-worker template rebuilds, pushing the
+//!   glue to the parent zone;
+//! - `tick`: the per-worker tick that evaluates the load sources and runs
+//!   the address steps;
 //! - `status`, `variables`: the HTTP status handler (it picks the format;
 //!   `health` renders it), `$dns_*` variables;
 //! - `module`: the composition root (module tables, `init_process`), with
 //!   the pipeline drawn in its documentation.
 
 pub mod dns;
+pub mod dynamic;
 pub mod health;
 pub mod serve;
 pub mod udp_batch;
 
+#[cfg(all(feature = "module", not(test)))]
+mod addresses;
 #[cfg(all(feature = "module", not(test)))]
 mod conf;
 #[cfg(all(feature = "module", not(test)))]
@@ -47,6 +56,8 @@ mod fastpath;
 mod log;
 #[cfg(all(feature = "module", not(test)))]
 mod module;
+#[cfg(all(feature = "module", not(test)))]
+mod parent;
 #[cfg(all(feature = "module", not(test)))]
 mod probe;
 #[cfg(all(feature = "module", not(test)))]

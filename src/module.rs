@@ -14,18 +14,22 @@
 //!
 //!  each worker     init_process ──► fastpath::start  (takes over UDP listeners)
 //!                               └─► tick::start      (leader reads load sources,
-//!                                                     publishes the shedding shape)
+//!                                                     publishes the shedding shape;
+//!                                                     addresses: rebuild templates on
+//!                                                     a new shared version, leader reads
+//!                                                     the address file, pushes glue)
 //!
 //!  UDP datagram ──► fastpath (recvmmsg batch) ──┐
 //!  UDP session  ──► session (content handler) ──┼──► serve::Service::answer ──► send now,
-//!  TCP stream   ──► tcp (framing, pipelining) ──┘     (zone, rate limit,         on a timer,
-//!                                                      policy, counters)         or not at all
+//!  TCP stream   ──► tcp (framing, pipelining) ──┘     (UPDATE/TSIG first,        on a timer,
+//!                                                      then zone, rate limit,    or not at all
+//!                                                      policy, counters)
 //! ```
 
 use crate::conf::{self, MainConf};
 use crate::log::emerg;
 use crate::util::guard;
-use crate::{directives, fastpath, replies, session, shm, status, tick, upstream, variables};
+use crate::{addresses, directives, fastpath, replies, session, shm, status, tick, upstream, variables};
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::ffi::{
     ngx_command_t, ngx_conf_t, ngx_core_module_t, ngx_cycle_t, ngx_http_module_t, ngx_int_t, ngx_module_t, ngx_str_t,
@@ -55,7 +59,7 @@ macro_rules! command {
     };
 }
 
-static mut STREAM_COMMANDS: [ngx_command_t; 23] = [
+static mut STREAM_COMMANDS: [ngx_command_t; 28] = [
     command!("dns_service", NGX_CONF_TAKE1, set_service),
     command!("dns_nameservers", NGX_CONF_1MORE, directives::set_nameservers),
     command!("dns_address", NGX_CONF_1MORE, directives::set_address),
@@ -82,6 +86,12 @@ static mut STREAM_COMMANDS: [ngx_command_t; 23] = [
     command!("dns_cookies", NGX_CONF_TAKE1, directives::set_cookies),
     command!("dns_cookie_secret", NGX_CONF_TAKE1, directives::set_cookie_secret),
     command!("dns_rate_limit", NGX_CONF_TAKE12, directives::set_rate_limit),
+    // Addresses that change while running (see `addresses`).
+    command!("dns_address_file", NGX_CONF_TAKE1, addresses::set_address_file),
+    command!("dns_address_map", NGX_CONF_1MORE, addresses::set_address_map),
+    command!("dns_address_state", NGX_CONF_TAKE1, addresses::set_address_state),
+    command!("dns_update_key", NGX_CONF_TAKE1, addresses::set_update_key),
+    command!("dns_glue_update", NGX_CONF_1MORE, addresses::set_glue_update),
     ngx_command_t::empty(),
 ];
 
@@ -91,7 +101,8 @@ static STREAM_CTX: ngx_stream_module_t = ngx_stream_module_t {
     create_main_conf: Some(conf::create_main_conf),
     init_main_conf: None,
     create_srv_conf: Some(conf::create_srv_conf),
-    merge_srv_conf: Some(conf::merge_srv_conf),
+    // The server's merge, then the dynamic addresses' step.
+    merge_srv_conf: Some(addresses::merge_srv_conf),
 };
 
 #[no_mangle]

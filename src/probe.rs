@@ -32,7 +32,7 @@ struct Probe {
     connected: bool,
 }
 
-fn to_sockaddr(addr: SocketAddr, storage: &mut libc::sockaddr_storage) -> socklen_t {
+pub(crate) fn to_sockaddr(addr: SocketAddr, storage: &mut libc::sockaddr_storage) -> socklen_t {
     match addr {
         SocketAddr::V4(v4) => {
             // SAFETY: sockaddr_storage is large enough and aligned for sockaddr_in.

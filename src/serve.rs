@@ -15,6 +15,7 @@
 
 use crate::dns::zone::{peek_question, CookieStatus};
 use crate::dns::{Answered, QueryContext, Transport, Zone};
+use crate::dynamic::Dynamic;
 use crate::health::policy::{decide, Action, Shape, Silence};
 use crate::health::rrl::{self, Limit};
 use crate::health::shared::{DropReason, ServiceSlot, Table};
@@ -108,13 +109,16 @@ pub enum Reason {
     RateLimited,
     /// Over the client network's rate: a truncated reply instead.
     Slipped,
+    /// An UPDATE, or a query signed with an update key: answered before
+    /// rate limiting and the shedding policy (see `dynamic`).
+    Managed,
 }
 
 impl Reason {
     /// The `$dns_action` value.
     pub fn action(self) -> ActionTaken {
         match self {
-            Reason::Answered | Reason::Slipped => ActionTaken::Answered,
+            Reason::Answered | Reason::Slipped | Reason::Managed => ActionTaken::Answered,
             Reason::Delayed => ActionTaken::Delayed,
             Reason::Refused => ActionTaken::Refused,
             Reason::Shed | Reason::Silent | Reason::DelayQueueFull | Reason::Unanswerable | Reason::RateLimited => {
@@ -135,6 +139,7 @@ impl Reason {
             Reason::Unanswerable => "dropped: not an answerable query",
             Reason::RateLimited => "dropped by dns_rate_limit",
             Reason::Slipped => "truncated by dns_rate_limit (slip)",
+            Reason::Managed => "answered: an UPDATE or a TSIG-signed query (before the shedding policy)",
         }
     }
 }
@@ -271,6 +276,8 @@ pub struct Service<'a> {
     pub settings: &'a Settings,
     /// `None` only when the shared table could not be set up.
     pub shared: Option<Shared<'a>>,
+    /// Address file, UPDATE, local→public map (`None`: none configured).
+    pub dynamic: Option<&'a Dynamic>,
 }
 
 impl Service<'_> {
@@ -286,6 +293,19 @@ impl Service<'_> {
         waiting: usize,
         last: Option<&mut LastQuery>,
     ) -> Served {
+        // The public address for `auto` answers; UPDATEs and signed queries
+        // are answered before rate limiting and the shedding policy.
+        let mapped;
+        let qctx = match self.dynamic {
+            Some(dynamic) => {
+                mapped = dynamic.map_context(qctx);
+                if let Some(handled) = dynamic.handle(self.zone, self.address_slot(), msg, &mapped, out) {
+                    return self.managed(msg, handled, qctx.transport == Transport::Tcp, last);
+                }
+                &mapped
+            }
+            None => qctx,
+        };
         let answered = self.zone.respond(msg, qctx, out);
         let (served, rcode) = self.decide(msg, qctx, out, waiting, answered);
         if let Some(last) = last {
@@ -294,6 +314,42 @@ impl Service<'_> {
                 last.state = shared.slot().state.load(Relaxed);
                 last.load_milli = shared.slot().load_milli.load(Relaxed);
             }
+        }
+        served
+    }
+
+    /// Size of the largest response this service can send: its zone's,
+    /// plus room for changed addresses and TSIG records.
+    pub fn max_response_len(&self) -> usize {
+        self.zone.max_response_len() + self.dynamic.map_or(0, Dynamic::headroom)
+    }
+
+    fn address_slot(&self) -> Option<&crate::health::address_slot::AddressSlot> {
+        self.shared.map(|s| &s.table.addresses[s.index])
+    }
+
+    /// Counts and records an UPDATE or signed query `dynamic` answered.
+    fn managed(&self, msg: &[u8], h: crate::dynamic::Handled, tcp: bool, last: Option<&mut LastQuery>) -> Served {
+        let served = if h.len > 0 {
+            Served {
+                outcome: Outcome::Send(h.len),
+                reason: Reason::Managed,
+            }
+        } else {
+            Served {
+                outcome: Outcome::Nothing,
+                reason: Reason::Unanswerable,
+            }
+        };
+        // Signed queries count as queries; UPDATEs have their own counters.
+        if let (Some(shared), false) = (self.shared, h.update) {
+            let counters = &shared.slot().counters;
+            counters.query(tcp, h.qtype);
+            counters.answered.fetch_add(1, Relaxed);
+            counters.response(h.rcode, false);
+        }
+        if let Some(last) = last {
+            last.record(msg, None, served, Some(h.rcode));
         }
         served
     }
@@ -447,6 +503,7 @@ mod tests {
             zone: &zone,
             settings,
             shared: Some(Shared { table, index: 0 }),
+            dynamic: None,
         };
         let mut out = [0u8; 512];
         service.answer(msg, qctx, &mut out, waiting, None)
@@ -457,6 +514,7 @@ mod tests {
             zone,
             settings,
             shared: Some(Shared { table, index: 0 }),
+            dynamic: None,
         };
         let mut out = [0u8; 512];
         let served = service.answer(&query(), qctx, &mut out, 0, None);
@@ -617,6 +675,7 @@ mod tests {
             zone: &zone,
             settings: &limited,
             shared: Some(Shared { table, index: 0 }),
+            dynamic: None,
         };
         let mut out = [0u8; 512];
         let _ = service.answer(&query(), &udp(1), &mut out, 0, None);
@@ -640,6 +699,7 @@ mod tests {
             zone: &zone,
             settings: &SETTINGS,
             shared: Some(Shared { table, index: 0 }),
+            dynamic: None,
         };
         let mut out = [0u8; 512];
         let mut last = LastQuery::default();
@@ -673,6 +733,7 @@ mod tests {
             zone: &zone,
             settings: &SETTINGS,
             shared: Some(Shared { table, index: 0 }),
+            dynamic: None,
         };
         let mut out = [0u8; 512];
         let served = service.answer(&query(), &udp(1), &mut out, 0, None);
@@ -691,6 +752,7 @@ mod tests {
             zone: &zone,
             settings: &SETTINGS,
             shared: None,
+            dynamic: None,
         };
         let mut out = [0u8; 512];
         let served = service.answer(&query(), &udp(1), &mut out, 0, None);

@@ -119,6 +119,10 @@ unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, old_data: *mut c_void)
                 });
             }
             publish_initial(conf, &table.slots[index]);
+            if let Some(dynamic) = &conf.dynamic {
+                // What the state and address files say now, for every worker.
+                dynamic.publish_initial(&table.addresses[index], ngx::ffi::ngx_time() as u64);
+            }
         }
         NGX_OK as ngx_int_t
     })

@@ -92,6 +92,7 @@ unsafe fn respond(r: *mut ngx_http_request_t) -> ngx_int_t {
                     slot: &table.slots[i],
                     policy: &load.policy,
                     smoothing_ms: load.smoothing_ms,
+                    addresses: crate::addresses::status_json(&*conf, table),
                 });
             }
         }
@@ -102,7 +103,14 @@ unsafe fn respond(r: *mut ngx_http_request_t) -> ngx_int_t {
         Format::Html => html::html(&services, crate::util::unix_ms()),
         Format::Prometheus => {
             let slots: Vec<&ServiceSlot> = services.iter().map(|s| s.slot).collect();
-            status::prometheus(&slots)
+            let mut text = status::prometheus(&slots);
+            if let (Some(table), false) = (crate::shm::table_of(zone), zone.is_null()) {
+                text.push_str(&crate::addresses::status_prometheus(
+                    &*((*zone).data as *const crate::conf::MainConf),
+                    table,
+                ));
+            }
+            text
         }
     };
     let content_type = format.content_type().as_bytes();

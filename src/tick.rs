@@ -41,6 +41,7 @@ unsafe extern "C" fn tick(ev: *mut ngx_event_t) {
             if let Some(table) = main.table() {
                 for &conf in &main.services {
                     run_service(&*conf, table, (*cycle).log);
+                    crate::addresses::refresh(conf, table, (*cycle).log);
                 }
             }
         }
@@ -56,6 +57,7 @@ unsafe fn run_service(conf: &SrvConf, table: &Table, log: *mut ngx::ffi::ngx_log
     let now = ngx_current_msec as u64;
     if let Some(mut lead) = slot.try_lead(now, TICK_MS, std::process::id()) {
         evaluate(conf, slot, &mut lead, now, log);
+        crate::addresses::lead(conf, table, index, now, log);
     }
     if let Some(probe) = &conf.load.probe {
         if slot.try_probe(now, probe.interval_ms) {

@@ -948,6 +948,11 @@ impl SignedZone {
         &self.keys
     }
 
+    /// The keys, shared (to sign the same zone with other addresses).
+    pub(super) fn shared_keys(&self) -> Arc<ZoneKeys> {
+        self.keys.clone()
+    }
+
     pub fn settings(&self) -> &SigningSettings {
         &self.settings
     }

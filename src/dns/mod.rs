@@ -7,6 +7,7 @@
 //! `dnssec` signs those templates at configuration time, with keys that
 //! `keyfile` reads from the files standard tools write.
 
+pub mod addrset;
 pub mod config;
 pub mod cookie;
 pub mod dnssec;
@@ -14,6 +15,9 @@ pub mod framing;
 pub mod keyfile;
 pub mod name;
 pub mod query;
+pub mod rr;
+pub mod tsig;
+pub mod update;
 pub mod wire;
 pub mod zone;
 

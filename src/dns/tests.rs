@@ -11,6 +11,7 @@ use octseq::OctetsBuilder;
 use std::net::IpAddr;
 use std::str::FromStr;
 
+mod addresses;
 mod dnssec;
 
 const NS: [&str; 3] = ["ns1-www.example.com", "ns2-www.example.com", "ns3-www.example.com"];

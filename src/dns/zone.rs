@@ -421,6 +421,30 @@ impl Zone {
         self.serial
     }
 
+    /// What the zone was built from.
+    pub fn config(&self) -> &ZoneConfig {
+        &self.config
+    }
+
+    /// The same zone answering with other apex addresses (an address file
+    /// or an UPDATE changed them). A signed zone is signed again with the
+    /// same keys and settings at `now` (seconds since the epoch): an
+    /// address change re-signs the address RRsets here.
+    pub fn with_addresses(&self, addresses: Addresses, now: u64) -> Result<Zone, ConfigError> {
+        let mut config = (*self.config).clone();
+        config.addresses = addresses;
+        let mut zone = Zone::build(&config)?;
+        if let Some(signed) = &self.signed {
+            let locals: Vec<IpAddr> = signed.local_addresses().collect();
+            let signing = |e: DnssecError| ConfigError::Signing(e.to_string());
+            let resigned = zone
+                .sign_for(signed.shared_keys(), *signed.settings(), &locals, now)
+                .map_err(signing)?;
+            zone.set_signed(resigned).map_err(signing)?;
+        }
+        Ok(zone)
+    }
+
     /// Size of the largest response this zone can produce: the buffer size
     /// `respond` needs to never truncate a TCP answer. Signing the zone
     /// makes it larger; it is the same for every address signed later.

@@ -318,6 +318,7 @@ mod tests {
             slot: &table.slots[i],
             policy: &policy,
             smoothing_ms: 0,
+            addresses: None,
         };
         let page = html(&[report], NOW_MS);
         assert!(!page.contains("<script>"));
@@ -376,6 +377,7 @@ mod tests {
                 slot,
                 policy: &policy,
                 smoothing_ms: 2000,
+                addresses: None,
             }],
             NOW_MS,
         );
@@ -395,6 +397,7 @@ mod tests {
                 slot,
                 policy: &policy,
                 smoothing_ms: 0,
+                addresses: None,
             }],
             NOW_MS,
         );

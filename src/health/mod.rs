@@ -2,6 +2,7 @@
 //! symbols: the glue gathers raw inputs (files, probe responses, upstream
 //! peers) and the shared-memory table; everything that decides lives here.
 
+pub mod address_slot;
 pub mod chart;
 pub mod history;
 pub mod html;

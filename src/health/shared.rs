@@ -9,6 +9,7 @@
 //! connections end. Everything they may touch is atomic; the one exception,
 //! the leader state, is reached only through the lead lock (see `Lead`).
 
+use super::address_slot::AddressSlot;
 use super::history::{Changes, History, HistoryCursor};
 use super::rrl::RateTable;
 use super::sources::FileTracker;
@@ -404,7 +405,7 @@ impl ServiceSlot {
 
 /// Whether process `pid` exists: `kill(pid, 0)` sends no signal and fails
 /// with ESRCH only when there is no such process.
-fn process_exists(pid: u32) -> bool {
+pub(super) fn process_exists(pid: u32) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return false;
     };
@@ -522,6 +523,9 @@ pub struct Table {
     pub slots: [ServiceSlot; MAX_SERVICES],
     /// Response rate limiting counts (see `rrl`), shared by all services.
     pub rrl: RateTable,
+    /// The addresses each service gives out (by slot index), when they
+    /// come from an address file or UPDATE (see `address_slot`).
+    pub addresses: [AddressSlot; MAX_SERVICES],
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -612,6 +616,7 @@ impl Table {
             let slot = &self.slots[index];
             if let Some(mut lead) = slot.lock(pid, process_exists) {
                 lead.reset_slot();
+                self.addresses[index].reset();
                 slot.set_name(name);
                 slot.generation.store(generation, Relaxed);
                 return Ok(index);

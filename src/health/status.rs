@@ -333,6 +333,9 @@ pub struct Report<'a> {
     pub slot: &'a ServiceSlot,
     pub policy: &'a Policy,
     pub smoothing_ms: u64,
+    /// The `"addresses"` object (a JSON text), for a service whose
+    /// addresses can change while running.
+    pub addresses: Option<String>,
 }
 
 /// The effective shedding policy, so that tools (the resolver lab, an
@@ -393,6 +396,9 @@ pub fn json(services: &[Report]) -> String {
         }
         out.push_str("},");
         write_policy(&mut out, report.policy, report.smoothing_ms);
+        if let Some(addresses) = &report.addresses {
+            let _ = write!(out, "\"addresses\":{addresses},");
+        }
         let _ = write!(
             out,
             "\"queries\":{{\"udp\":{},\"tcp\":{},\"by_type\":{{",
@@ -506,6 +512,7 @@ mod tests {
             slot,
             policy: &policy,
             smoothing_ms: 2000,
+            addresses: None,
         };
         let doc: serde_json::Value = serde_json::from_str(&json(&[report])).expect("valid JSON");
         let service = &doc["services"][0];

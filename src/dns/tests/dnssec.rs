@@ -36,14 +36,14 @@ fn apex() -> Name {
     Name::parse_host("www.example.com").unwrap()
 }
 
-fn now() -> u64 {
+pub(super) fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
 /// A fresh ECDSA P-256 key. ring makes it as a PKCS#8 document, whose
 /// ECPrivateKey holds the private scalar after `02 01 01 04 20` and which
 /// ends with the public point; a key file holds the same two values.
-fn ecdsa_key() -> SigningKey {
+pub(super) fn ecdsa_key() -> SigningKey {
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new()).unwrap();
     let der = pkcs8.as_ref();
     let at = der.windows(5).position(|w| w == [2, 1, 1, 4, 32]).unwrap() + 5;
@@ -69,7 +69,7 @@ fn testdata_key(prefix: &str) -> SigningKey {
 
 /// `config` signed at `at` with `signing`, also publishing `published`,
 /// with signatures for the local addresses `locals` (`dns_address auto`).
-fn sign(
+pub(super) fn sign(
     config: &ZoneConfig,
     signing: Vec<SigningKey>,
     published: Vec<PublicKey>,
@@ -89,7 +89,7 @@ fn signed_zone(config: &ZoneConfig) -> (Zone, Vec<PublicKey>) {
     sign(config, vec![ecdsa_key()], vec![], now(), &["127.0.0.1", "2001:db8::53"])
 }
 
-fn dnssec(name: &'static str, rtype: Rtype) -> Q {
+pub(super) fn dnssec(name: &'static str, rtype: Rtype) -> Q {
     q(name, rtype).edns(1232, 0, true, vec![])
 }
 
@@ -173,7 +173,7 @@ fn validated(zone: &Arc<Zone>, anchors: &[PublicKey], query: &Q, local: &str) ->
     (validate_message(zone, anchors, local, wire), msg)
 }
 
-fn assert_secure(zone: &Arc<Zone>, anchors: &[PublicKey], query: &Q, local: &str) -> Message<Vec<u8>> {
+pub(super) fn assert_secure(zone: &Arc<Zone>, anchors: &[PublicKey], query: &Q, local: &str) -> Message<Vec<u8>> {
     let (state, msg) = validated(zone, anchors, query, local);
     assert_eq!(
         state,
@@ -910,7 +910,7 @@ fn zone_keys_are_checked() {
 
 /// Counts heap allocations made by the current thread, so that a test can
 /// check `respond` makes none.
-mod counting {
+pub(super) mod counting {
     use std::alloc::{GlobalAlloc, Layout, System};
     use std::cell::Cell;
 
