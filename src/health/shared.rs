@@ -26,7 +26,7 @@ pub const MAX_NAME: usize = 256;
 pub const PROBE_RING: usize = 16;
 /// Changes whenever the layout changes, so a zone kept across a reload that
 /// loads a different module build is reinitialized rather than misread.
-pub const LAYOUT_MAGIC: u64 = 0x646e_7373_0002_0000 | std::mem::size_of::<ServiceSlot>() as u64;
+pub const LAYOUT_MAGIC: u64 = 0x646e_7373_0003_0000 | std::mem::size_of::<ServiceSlot>() as u64;
 
 /// Load and health sources, in the order of `ServiceSlot::readings`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -277,6 +277,7 @@ pub struct ServiceSlot {
     pub load_milli: AtomicU32,
     pub delay_us: AtomicU32,
     pub drop_ppm: AtomicU32,
+    pub refuse_ppm: AtomicU32,
     pub readings: [AtomicI32; Source::ALL.len()],
 
     /// When the next evaluation is due (see `try_lead`).
@@ -461,6 +462,7 @@ impl Lead<'_> {
             load_milli,
             delay_us,
             drop_ppm,
+            refuse_ppm,
             readings,
             next_tick_ms,
             lead_pid: _, // held by this lead, freed when it drops
@@ -475,7 +477,7 @@ impl Lead<'_> {
         for word in words.into_iter().chain(name).chain(probe_ring) {
             word.store(0, Relaxed);
         }
-        for word in [name_len, state, load_milli, delay_us, drop_ppm] {
+        for word in [name_len, state, load_milli, delay_us, drop_ppm, refuse_ppm] {
             word.store(0, Relaxed);
         }
         for reading in readings {
