@@ -34,7 +34,7 @@ from .procs import log, start, stop, stop_many, timer
 from .resolvers import Bind, Knot, PowerDNS, Unbound
 from .topology import HOSTS, start_parent
 
-CAPACITY = [20, 20, 40]  # request slots per host (max_conns)
+CAPACITY = [100, 100, 200]  # request slots per host (max_conns)
 APP_PORTS = [9101, 9102, 9103]
 HOLD_MS = (1000, 5000)  # a session holds its request this long (uniform)
 MEAN_HOLD_S = sum(HOLD_MS) / 2 / 1000.0
@@ -48,8 +48,12 @@ SETTLE_BAND = 0.10  # settled: every host's averaged load within this of its fin
 
 # The policies compared: the stream server lines of www.example.com besides
 # its load file (drain). None: NSD answers with all three addresses.
-TUNED_SHED = ("dns_shed 0.6:0 0.7:5ms 0.8:20ms:refuse=0.2 0.9:60ms:refuse=0.5 "
-              "0.95:100ms:refuse=0.8 high=0.98;")
+# Tuned: the default's delays (virtual distance over the spread of real
+# distance gaps, 10-50 ms) plus a refuse probability from load 0.7 that
+# moves Unbound and Knot Resolver gradually, and refusals instead of the
+# silent drops at the top (drops cost clients a resolver timeout).
+TUNED_SHED = ("dns_shed 0.6:2ms 0.7:10ms 0.8:50ms:refuse=0.3 0.9:100ms:refuse=0.6 "
+              "0.95:200ms:refuse=0.9 high=0.98;")
 POLICIES = {
     "round-robin": None,
     # no load source but the load file: shedding off, the nearest host wins
@@ -487,7 +491,8 @@ def run(lab, policies=None, runs=None):
                     return
     finally:
         world.stop()
-        world.set_parent("delegation")
+        if not lab_stopping():  # experiments after this one need the delegation back
+            world.set_parent("delegation")
         remove_addresses(added)
 
 

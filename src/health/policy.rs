@@ -163,9 +163,11 @@ impl Policy {
         Ok(())
     }
 
-    /// The load at which shedding starts (first point with an effect).
+    /// The load at which shedding starts: the point before the first point
+    /// with an effect (the effect grows from there), or that point itself
+    /// when it is the first (below the first point nothing happens).
     pub fn shedding_starts_at(&self) -> f64 {
-        let mut previous = 0.0;
+        let mut previous = self.curve.first().map_or(self.high, |p| p.load);
         for p in &self.curve {
             if p.delay_ms > 0 || p.drop > 0.0 || p.refuse > 0.0 {
                 return previous;
@@ -330,6 +332,15 @@ mod tests {
             silence: Silence::Refuse,
         };
         assert_eq!(p.shedding_starts_at(), 0.7);
+        // A curve whose first point already delays sheds from that point,
+        // not from load 0 (below it the host answers at once).
+        let p = Policy {
+            curve: Policy::parse_curve(["0.6:2ms", "0.8:20ms"]).unwrap(),
+            high: 0.95,
+            silence: Silence::Refuse,
+        };
+        assert_eq!(p.shedding_starts_at(), 0.6);
+        assert_eq!(p.shape(0.59), Shape::default());
     }
 
     #[test]
