@@ -97,21 +97,24 @@ def scenarios(quick):
         return [{"run": "steady+step", "duration": 90,
                  "steps": [(0, 0.70), (45, 0.95)], "events": [],
                  "windows": [("steady", 15, 45, None), ("step", 45, 90, 45)]}]
-    osc = [(t, round(0.70 + 0.15 * math.sin(2 * math.pi * t / 120.0), 3)) for t in range(0, 240, 5)]
+    # full mode: one run per scenario, each with a first part to learn in
+    osc = [(t, round(0.70 + 0.15 * math.sin(2 * math.pi * t / 90.0), 3)) for t in range(0, 180, 5)]
     return [
-        {"run": "steady", "duration": 150, "steps": [(0, 0.70)], "events": [],
-         "windows": [("steady", 30, 150, None)]},
-        {"run": "step", "duration": 180, "steps": [(0, 0.70), (60, 0.95)], "events": [],
-         "windows": [("step", 60, 180, 60)]},
-        {"run": "capacity", "duration": 180, "steps": [(0, 0.60)], "events": [(60, "slow", 0)],
-         "windows": [("capacity-halves", 60, 180, 60)]},
-        {"run": "kill", "duration": 150, "steps": [(0, 0.60)], "events": [(60, "kill", 0)],
-         "windows": [("kill", 60, 150, 60)]},
-        {"run": "drain", "duration": 180, "steps": [(0, 0.60)],
-         "events": [(50, "drain", 0), (100, "up", 0)],
-         "windows": [("drain", 50, 180, 100)]},
-        {"run": "oscillate", "duration": 240, "steps": osc, "events": [],
-         "windows": [("oscillate", 30, 240, None)]},
+        {"run": "steady", "duration": 100, "steps": [(0, 0.70)], "events": [],
+         "windows": [("steady", 20, 100, None)]},
+        {"run": "step", "duration": 120, "steps": [(0, 0.70), (40, 0.95)], "events": [],
+         "windows": [("step", 40, 120, 40)]},
+        # the other events at 0.6, so that the remaining slots can carry the load
+        {"run": "capacity", "duration": 120, "steps": [(0, 0.60)], "events": [(40, "slow", 0)],
+         "windows": [("capacity-halves", 40, 120, 40)]},
+        {"run": "kill", "duration": 100, "steps": [(0, 0.60)], "events": [(40, "kill", 0)],
+         "windows": [("kill", 40, 100, 40)]},
+        {"run": "drain", "duration": 120, "steps": [(0, 0.60)],
+         "events": [(30, "drain", 0), (70, "up", 0)],
+         "windows": [("drain", 30, 120, 70)]},
+        # offered load around the shedding thresholds: 0.55-0.85, period 90 s
+        {"run": "oscillate", "duration": 180, "steps": osc, "events": [],
+         "windows": [("oscillate", 20, 180, None)]},
     ]
 
 
@@ -487,6 +490,7 @@ def run(lab, policies=None, runs=None):
                 continue
             for i, policy in enumerate(policies):
                 out["runs"].append(run_once(world, policy, sc, quick, seed=1000 + i))
+                save_partial(lab)
                 if lab_stopping():
                     return
     finally:
@@ -494,6 +498,15 @@ def run(lab, policies=None, runs=None):
         if not lab_stopping():  # experiments after this one need the delegation back
             world.set_parent("delegation")
         remove_addresses(added)
+
+
+def save_partial(lab):
+    """The runs so far, beside the results (a long run stopped half-way
+    keeps what it measured; scripts/lab --report-only does not read it)."""
+    path = os.path.join(os.path.dirname(lab.args.results), "closed-loop-partial.json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(lab.results, f)
 
 
 def add_resolver_addresses():

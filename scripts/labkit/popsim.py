@@ -290,3 +290,42 @@ def main():
 
 if __name__ == "__main__":
     main()
+
+
+def curve_of(lines, defaults):
+    """The model's curve for a closed-loop policy's server lines; defaults:
+    the module's default policy as its status endpoint reports it."""
+    if lines is None or not lines.strip():
+        return NEVER
+    parsed = parse_shed(lines)
+    if parsed is not None:
+        return parsed
+    if defaults is None:
+        return DEFAULT_CURVE
+    return {"points": [(p["load"], p["delay_ms"], p["drop"], p.get("refuse", 0.0)) for p in defaults["curve"]],
+            "high": defaults["high"]}
+
+
+def calibrate(cl, defaults, seed=11):
+    """The model on the lab's own runs (same capacities, distances, offered
+    load and events): per policy and scenario window, the share of sessions
+    per host in the lab and in the model and the largest gap in points."""
+    fams = [r["family"] for r in cl["resolvers"]]
+    rows = []
+    for run in cl["runs"]:
+        lines = cl["policies"].get(run["policy"])
+        if lines is None:
+            continue  # round-robin has no resolver choice to model
+        samples = simulate(cl["capacity"], curve_of(lines, defaults), fams, cl["distances"],
+                           [tuple(s) for s in run["steps"]], run["duration"],
+                           hold_s=tuple(x / 1000.0 for x in cl["hold_ms"]), seed=seed,
+                           events=[tuple(e) for e in run["events"]])
+        for w in run["windows"]:
+            model = window(samples, w["from"], w["to"])
+            total = sum(w["hosts"])
+            lab = [round(x / total, 3) if total else 0 for x in w["hosts"]]
+            gap = max(abs(a - b) for a, b in zip(lab, model["share"])) * 100
+            rows.append({"policy": run["policy"], "name": w["name"], "lab_share": lab,
+                         "model_share": model["share"], "lab_mean_load": w["mean_load"],
+                         "model_mean_load": model["mean_load"], "gap_points": round(gap, 1)})
+    return rows

@@ -830,6 +830,7 @@ its level over the window's last quarter (— : not within the run);
                                    for f, _ in fams])
         md.append(table(["policy"] + [label for _, label in fams], rows) + "\n")
     md.append(closed_targets(figures, names, policies))
+    md.append(closed_model(cl, defaults))
     for path, title in pictures:
         md.append("![%s](%s)\n" % (title, path))
     md.append(CLOSED_END)
@@ -866,6 +867,24 @@ def closed_targets(figures, names, policies):
         if notes:
             out.append("- **%s**: %s." % (p, "; ".join(notes)))
     return "\n".join(out) + "\n"
+
+
+def closed_model(cl, defaults):
+    """The population model (popsim.py) run on the lab's own scenarios."""
+    from .popsim import calibrate
+    rows = calibrate(cl, defaults)
+    if not rows:
+        return ""
+    out = [paragraph("""The population model ([`scripts/labkit/popsim.py`](../scripts/labkit/popsim.py))
+on the same capacities, distances, offered load and events: share of the
+sessions per host (1 / 2 / 3) and mean load, lab against model, and the
+largest gap in percentage points.""")]
+    out.append(table(["scenario", "policy", "lab share", "model share", "lab mean load", "model mean load",
+                      "gap (points)"],
+                     [[r["name"], r["policy"], " / ".join("%.0f%%" % (100 * x) for x in r["lab_share"]),
+                       " / ".join("%.0f%%" % (100 * x) for x in r["model_share"]), loads_text(r["lab_mean_load"]),
+                       loads_text(r["model_mean_load"]), "%.1f" % r["gap_points"]] for r in rows]) + "\n")
+    return "\n".join(out)
 
 
 def write_closed_loop(results, out_dir):
