@@ -27,9 +27,10 @@ the lab's measurements:
   kresd    the lowest smoothed RTT, but EXPLORE of the queries go to a
            random other host; a REFUSED makes it pick again
 
-Usage: python3 -m labkit.popsim [--offered 0.7] [--seconds 120]
-(from scripts/), or simulate() from Python; tests in
-scripts/labkit/test_popsim.py (python3 -m unittest discover -s scripts).
+Usage (from scripts/): python3 -m labkit.popsim [--policy default|tuned|nearest]
+[--shed "dns_shed ..."] [--offered 0.7] [--resolvers N] [--seeds 4], or
+simulate() and calibrate() from Python; tests: python3 -m unittest
+labkit.test_popsim (from scripts/).
 """
 
 import argparse
@@ -274,22 +275,58 @@ def window(samples, a, b):
             "failed": sum(s["failed"] for s in sel), "sessions": total + sum(s["failed"] for s in sel)}
 
 
+def swing(samples, a, b, h, width=5):
+    """Peak-to-peak of host h's `width` s mean load in [a + width, b), as the
+    lab computes it."""
+    means = []
+    for i, smp in enumerate(samples):
+        vals = [x["load"][h] for x in samples[max(0, i - width + 1):i + 1]]
+        means.append((smp["t"], sum(vals) / len(vals)))
+    sel = [v for t, v in means if a + width <= t < b]
+    return max(sel) - min(sel) if sel else 0.0
+
+
+def population(n, seed=5):
+    """n resolvers, the four families in turn, each nearest (1-10 ms) to one
+    host and 15-80 ms from the others, as the lab's twelve."""
+    rng = random.Random(seed)
+    fams = [("unbound", "bind", "pdns", "kresd")[k % 4] for k in range(n)]
+    dist = [[round(rng.uniform(1, 10) if h == (k // 4) % 3 else rng.uniform(15, 80), 1) for h in range(3)]
+            for k in range(n)]
+    return fams, dist
+
+
 def main():
     from .closedloop import CAPACITY, FAMILIES, PER_FAMILY, POLICIES, distances
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--offered", type=float, default=0.7)
+    ap = argparse.ArgumentParser(description="the population model at steady offered load; prints the "
+                                 "mean over seeds of the largest swing, the failed share and the peak load")
+    ap.add_argument("--offered", type=float, default=0.7, help="fraction of all slots (default 0.7)")
     ap.add_argument("--seconds", type=float, default=120)
+    ap.add_argument("--seeds", type=int, default=4)
+    ap.add_argument("--resolvers", type=int, default=0, help="a population of this many (default: the lab's 12)")
     ap.add_argument("--policy", default="default", choices=[p for p in POLICIES if p != "round-robin"])
+    ap.add_argument("--shed", default="", help='a dns_shed line to model instead, e.g. "dns_shed 0.6:0 0.9:0:refuse=0.5"')
     args = ap.parse_args()
-    lines = POLICIES[args.policy]
-    curve = NEVER if not lines.strip() else (parse_shed(lines) or DEFAULT_CURVE)
-    fams = [cls.name for cls in FAMILIES for _ in range(PER_FAMILY)]
-    s = simulate(CAPACITY, curve, fams, distances(), [(0, args.offered)], args.seconds)
-    print(window(s, args.seconds / 4, args.seconds))
+    curve = curve_of(args.shed or POLICIES[args.policy], None)
+    if args.resolvers:
+        fams, dist = population(args.resolvers)
+    else:
+        fams, dist = [cls.name for cls in FAMILIES for _ in range(PER_FAMILY)], distances()
+    a = min(20.0, args.seconds / 4)
+    sw, failed, peak, mean = [], [], [], []
+    for seed in range(1, args.seeds + 1):
+        s = simulate(CAPACITY, curve, fams, dist, [(0, args.offered)], args.seconds, seed=seed)
+        w = window(s, a, args.seconds)
+        sw.append(max(swing(s, a, args.seconds, h) for h in range(len(CAPACITY))))
+        failed.append(w["failed"] / max(1, w["sessions"]))
+        peak.append(max(w["peak_load"]))
+        mean.append(w["mean_load"])
+    n = len(sw)
+    print("swing %.2f  failed %.1f%%  peak %.2f  mean load %s" % (
+        sum(sw) / n, 100 * sum(failed) / n, sum(peak) / n,
+        " / ".join("%.2f" % (sum(m[h] for m in mean) / n) for h in range(len(CAPACITY)))))
 
 
-if __name__ == "__main__":
-    main()
 
 
 def curve_of(lines, defaults):
@@ -328,4 +365,33 @@ def calibrate(cl, defaults, seed=11):
             rows.append({"policy": run["policy"], "name": w["name"], "lab_share": lab,
                          "model_share": model["share"], "lab_mean_load": w["mean_load"],
                          "model_mean_load": model["mean_load"], "gap_points": round(gap, 1)})
+    return rows
+
+
+if __name__ == "__main__":
+    main()
+
+
+def populations(cl, defaults, sizes=(12, 48, 240), offered=0.7, seconds=120, seeds=2):
+    """Where the lab cannot go: the lab's hosts and policies with populations
+    of `sizes` resolvers at steady offered load; per size and policy the mean
+    over seeds of the largest swing, the failed share and the peak load."""
+    rows = []
+    for n in sizes:
+        fams, dist = population(n)
+        for policy, lines in cl["policies"].items():
+            if lines is None:
+                continue
+            curve = curve_of(lines, defaults)
+            sw, failed, peak = [], [], []
+            for seed in range(1, seeds + 1):
+                s = simulate(cl["capacity"], curve, fams, dist, [(0, offered)], seconds,
+                             hold_s=tuple(x / 1000.0 for x in cl["hold_ms"]), seed=seed)
+                w = window(s, 20, seconds)
+                sw.append(max(swing(s, 20, seconds, h) for h in range(len(cl["capacity"]))))
+                failed.append(w["failed"] / max(1, w["sessions"]))
+                peak.append(max(w["peak_load"]))
+            rows.append({"resolvers": n, "policy": policy, "offered": offered,
+                         "swing": round(sum(sw) / seeds, 2), "failed_pct": round(100 * sum(failed) / seeds, 1),
+                         "peak": round(sum(peak) / seeds, 2)})
     return rows

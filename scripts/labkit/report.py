@@ -871,7 +871,7 @@ def closed_targets(figures, names, policies):
 
 def closed_model(cl, defaults):
     """The population model (popsim.py) run on the lab's own scenarios."""
-    from .popsim import calibrate
+    from .popsim import calibrate, populations
     rows = calibrate(cl, defaults)
     if not rows:
         return ""
@@ -884,6 +884,16 @@ largest gap in percentage points.""")]
                      [[r["name"], r["policy"], " / ".join("%.0f%%" % (100 * x) for x in r["lab_share"]),
                        " / ".join("%.0f%%" % (100 * x) for x in r["model_share"]), loads_text(r["lab_mean_load"]),
                        loads_text(r["model_mean_load"]), "%.1f" % r["gap_points"]] for r in rows]) + "\n")
+    pop = populations(cl, defaults)
+    out.append(paragraph("""The model where the lab cannot go: the same hosts and policies with
+populations of 12, 48 and 240 resolvers (the four families in turn, each nearest
+to one host), offered load %.2f, 120 s, two seeds: the largest swing of a host,
+the failed share of the sessions and the peak load. A swing that does not shrink
+with more resolvers is a herd moving together, not the coarseness of twelve
+resolvers.""" % pop[0]["offered"]) if pop else "")
+    out.append(table(["resolvers", "policy", "swing", "failed", "peak"],
+                     [[r["resolvers"], r["policy"], "%.2f" % r["swing"], "%.1f%%" % r["failed_pct"],
+                       "%.2f" % r["peak"]] for r in pop]) + "\n")
     return "\n".join(out)
 
 
