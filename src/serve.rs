@@ -101,6 +101,8 @@ pub enum Reason {
     Silent,
     /// The service must not answer and `dns_silence refuse` says REFUSED.
     Refused,
+    /// Refused by the shedding curve's refuse probability.
+    ShedRefused,
     /// Too many answers were already waiting out a delay in this worker.
     DelayQueueFull,
     /// Not a message that may be answered (a response, no header).
@@ -120,7 +122,7 @@ impl Reason {
         match self {
             Reason::Answered | Reason::Slipped | Reason::Managed => ActionTaken::Answered,
             Reason::Delayed => ActionTaken::Delayed,
-            Reason::Refused => ActionTaken::Refused,
+            Reason::Refused | Reason::ShedRefused => ActionTaken::Refused,
             Reason::Shed | Reason::Silent | Reason::DelayQueueFull | Reason::Unanswerable | Reason::RateLimited => {
                 ActionTaken::Dropped
             }
@@ -135,6 +137,7 @@ impl Reason {
             Reason::Shed => "dropped by the shedding curve",
             Reason::Silent => "dropped: the service is silent (dns_silence drop)",
             Reason::Refused => "refused: the service is silent (dns_silence refuse)",
+            Reason::ShedRefused => "refused by the shedding curve",
             Reason::DelayQueueFull => "dropped: dns_delay_queue is full",
             Reason::Unanswerable => "dropped: not an answerable query",
             Reason::RateLimited => "dropped by dns_rate_limit",
@@ -383,6 +386,7 @@ impl Service<'_> {
         let shape = Shape {
             delay_us: slot.delay_us.load(Relaxed),
             drop_ppm: slot.drop_ppm.load(Relaxed),
+            refuse_ppm: slot.refuse_ppm.load(Relaxed),
         };
         // Response rate limiting: UDP only (TCP cannot be spoofed), and not for
         // clients that proved their address with a valid cookie.
@@ -428,7 +432,12 @@ impl Service<'_> {
                 Some(r) => {
                     counters.refused_by_policy.fetch_add(1, Relaxed);
                     counters.response(r.rcode, false);
-                    (served(Outcome::Send(r.len), Reason::Refused), Some(r.rcode))
+                    let reason = if shape.is_silent() {
+                        Reason::Refused
+                    } else {
+                        Reason::ShedRefused
+                    };
+                    (served(Outcome::Send(r.len), reason), Some(r.rcode))
                 }
                 None => (served(Outcome::Nothing, Reason::Unanswerable), None),
             },
@@ -581,6 +590,30 @@ mod tests {
         let c = &table.slots[0].counters;
         assert_eq!(c.refused_by_policy.load(Relaxed), 1);
         assert_eq!(c.dropped[DropReason::Silent as usize].load(Relaxed), 1);
+    }
+
+    #[test]
+    fn the_refuse_probability_refuses_at_once_even_with_dns_silence_drop() {
+        let (_m, table) = table();
+        set_shape(table, 50_000, PPM / 4);
+        table.slots[0].refuse_ppm.store(PPM / 2, Relaxed);
+        let drop = Settings {
+            silence: Silence::Drop,
+            ..SETTINGS
+        };
+        let zone = zone();
+        let (refused, rcode) = rcode_of(&zone, &drop, table, &udp(PPM / 2 - 1));
+        assert_eq!(refused.reason, Reason::ShedRefused);
+        assert!(matches!(refused.outcome, Outcome::Send(_)), "sent at once, not delayed");
+        assert_eq!(rcode, 5, "REFUSED");
+        let (dropped, _) = rcode_of(&zone, &drop, table, &udp(PPM / 2));
+        assert_eq!((dropped.outcome, dropped.reason), (Outcome::Nothing, Reason::Shed));
+        let (delayed, _) = rcode_of(&zone, &drop, table, &udp(PPM * 3 / 4));
+        assert!(matches!(delayed.outcome, Outcome::Delay(_, 50)));
+        let c = &table.slots[0].counters;
+        assert_eq!(c.refused_by_policy.load(Relaxed), 1);
+        assert_eq!(c.rcode[2].load(Relaxed), 1, "REFUSED counted");
+        assert_eq!(ActionTaken::Refused, Reason::ShedRefused.action());
     }
 
     #[test]

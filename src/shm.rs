@@ -166,6 +166,7 @@ unsafe fn publish_initial(conf: &SrvConf, slot: &crate::health::shared::ServiceS
         slot.drop_ppm
             .store(if silent { crate::health::policy::PPM } else { 0 }, Relaxed);
         slot.delay_us.store(0, Relaxed);
+        slot.refuse_ppm.store(0, Relaxed);
         if load.probe.is_some() {
             slot.readings[Source::Probe as usize].store(crate::health::state::Reading::Starting.to_i32(), Relaxed);
         }

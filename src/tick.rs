@@ -209,6 +209,7 @@ unsafe fn evaluate(conf: &SrvConf, slot: &ServiceSlot, lead: &mut Lead, now: u64
     slot.load_milli.store((verdict.load * 1000.0).round() as u32, Relaxed);
     slot.delay_us.store(verdict.shape.delay_us, Relaxed);
     slot.drop_ppm.store(verdict.shape.drop_ppm, Relaxed);
+    slot.refuse_ppm.store(verdict.shape.refuse_ppm, Relaxed);
     // For the status page: the change as workers saw it (the first
     // evaluation of a service too), and one history entry per second.
     if !was_initialized || published != verdict.state {
@@ -229,11 +230,12 @@ unsafe fn evaluate(conf: &SrvConf, slot: &ServiceSlot, lead: &mut Lead, now: u64
     if !was_initialized || before != verdict.state {
         notice!(
             log,
-            "dns_service {service}: state {} (load {:.3}, delay {} ms, drop {:.1}%)",
+            "dns_service {service}: state {} (load {:.3}, delay {} ms, drop {:.1}%, refuse {:.1}%)",
             verdict.state.name(),
             verdict.load,
             verdict.shape.delay_us / 1000,
-            f64::from(verdict.shape.drop_ppm) / 1e4
+            f64::from(verdict.shape.drop_ppm) / 1e4,
+            f64::from(verdict.shape.refuse_ppm) / 1e4
         );
     }
     let changed = conditions ^ leader.conditions;

@@ -182,7 +182,7 @@ sub counters_of {
     like($r->{headers}{'content-type'} // '', qr{^text/plain}, 'Prometheus: content type text/plain');
     my $text = $r->{content};
     for my $family (qw(dns_service_state dns_service_load dns_service_delay_seconds
-            dns_service_drop_ratio dns_service_source_load dns_service_source_status
+            dns_service_drop_ratio dns_service_refuse_ratio dns_service_source_load dns_service_source_status
             dns_service_queries_total dns_service_queries_by_type_total
             dns_service_responses_total dns_service_answered_total dns_service_delayed_total
             dns_service_dropped_total dns_service_refused_by_policy_total
@@ -220,6 +220,7 @@ sub counters_of {
         qq(dns_service_load{$L})          => 0,
         qq(dns_service_delay_seconds{$L}) => 0,
         qq(dns_service_drop_ratio{$L})    => 0,
+        qq(dns_service_refuse_ratio{$L})  => 0,
         qq(dns_service_truncated_total{service="$BSVC"}) => 1,
         qq(dns_service_load{service="$FSVC"})          => 0.8,
         qq(dns_service_delay_seconds{service="$FSVC"}) => 0.05,

@@ -1,18 +1,21 @@
 #!/usr/bin/env python3
-"""Delaying DNS relay for the lab's distance experiment.
+"""Delaying DNS relay for the lab's distance and closed-loop experiments.
 
-Usage: relay.py LISTEN_ADDR UPSTREAM_ADDR DELAY_MS [PORT]
+Usage: relay.py LISTEN_ADDR UPSTREAM_ADDR DELAY_MS [PORT [SOURCES]]
 
 Listens on LISTEN_ADDR:PORT (UDP and TCP, port 53 by default), forwards every
 query unchanged to UPSTREAM_ADDR:PORT and sends each reply back to the client
 DELAY_MS milliseconds after it arrived, so the host behind the relay looks
-that much farther away (the round trip grows by DELAY_MS). Queries are
-forwarded at once. UDP queries share one upstream socket; the relay rewrites
+that much farther away (the round trip grows by DELAY_MS). SOURCES, a JSON
+file {"client address": delay_ms, ...}, gives clients their own delays (the
+closed-loop lab's resolvers each see the hosts at their own distances);
+other clients get DELAY_MS. Queries are forwarded at once. UDP queries share one upstream socket; the relay rewrites
 the DNS ID to tell replies apart and restores it on the way back. Runs until
 SIGTERM or SIGINT.
 """
 
 import asyncio
+import json
 import signal
 import struct
 import sys
@@ -49,9 +52,10 @@ class UdpBack(asyncio.DatagramProtocol):
 class Relay:
     LIFETIME = 10.0  # seconds an unanswered query is remembered
 
-    def __init__(self, loop, delay):
+    def __init__(self, loop, delay, sources=None):
         self.loop = loop
         self.delay = delay
+        self.sources = sources or {}  # client address -> delay in seconds
         self.front = None
         self.back = None
         self.pending = {}  # relay id -> (client id bytes, client address, time)
@@ -81,7 +85,10 @@ class Relay:
             return
         cid, addr, _ = entry
         msg = cid + data[2:]
-        self.loop.call_later(self.delay, self.send_front, msg, addr)
+        self.loop.call_later(self.delay_for(addr[0]), self.send_front, msg, addr)
+
+    def delay_for(self, client):
+        return self.sources.get(client, self.delay)
 
     def send_front(self, msg, addr):
         if self.front is not None and self.front.transport is not None:
@@ -93,6 +100,8 @@ class Relay:
             del self.pending[rid]
 
     async def tcp_client(self, reader, writer, upstream):
+        peer = writer.get_extra_info("peername")
+        delay = self.delay_for(peer[0]) if peer else self.delay
         try:
             ureader, uwriter = await asyncio.wait_for(asyncio.open_connection(*upstream), 5)
         except (OSError, asyncio.TimeoutError):
@@ -121,11 +130,11 @@ class Relay:
                     data = await ureader.read(65536)
                     if not data:
                         break
-                    self.loop.call_later(self.delay, self.tcp_write, writer, data)
+                    self.loop.call_later(delay, self.tcp_write, writer, data)
             except OSError:
                 pass
             finally:
-                self.loop.call_later(self.delay + 0.01, writer.close)
+                self.loop.call_later(delay + 0.01, writer.close)
                 uwriter.close()
 
         await asyncio.gather(client_to_server(), server_to_client())
@@ -139,8 +148,12 @@ class Relay:
 async def main():
     listen, upstream_addr, delay_ms = sys.argv[1], sys.argv[2], float(sys.argv[3])
     port = int(sys.argv[4]) if len(sys.argv) > 4 else 53
+    sources = {}
+    if len(sys.argv) > 5:
+        with open(sys.argv[5]) as f:
+            sources = {addr: ms / 1000.0 for addr, ms in json.load(f).items()}
     loop = asyncio.get_running_loop()
-    relay = Relay(loop, delay_ms / 1000.0)
+    relay = Relay(loop, delay_ms / 1000.0, sources)
     _, relay.front = await loop.create_datagram_endpoint(lambda: UdpFront(relay), local_addr=(listen, port))
     _, relay.back = await loop.create_datagram_endpoint(lambda: UdpBack(relay),
                                                         remote_addr=(upstream_addr, port))
@@ -149,7 +162,8 @@ async def main():
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    print(f"relay {listen}:{port} -> {upstream_addr}:{port} +{delay_ms} ms", flush=True)
+    print(f"relay {listen}:{port} -> {upstream_addr}:{port} +{delay_ms} ms"
+          f" ({len(sources)} clients with their own delays)", flush=True)
     while not stop.is_set():
         try:
             await asyncio.wait_for(stop.wait(), 5)

@@ -8,10 +8,14 @@ Modules, from the wire up:
   resolvers    Unbound, BIND 9, PowerDNS Recursor, Knot Resolver
   analysis     shares, latencies and time bins from the driver's records
   experiments  the Lab: set-up, the module's defaults, every experiment
-  report       docs/lab.md and docs/lab-share.svg from results.json
+  closedloop   the closed loop: hosts with real applications, twelve
+               resolvers at their own distances, client sessions, the
+               policies compared and the figures per scenario
+  report       docs/lab.md and docs/lab-share.svg from results.json; the
+               closed loop's closed-loop.json, section and pictures
 """
 
 import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LAB_D = os.path.join(ROOT, "scripts", "lab.d")  # the host template and the relay
+LAB_D = os.path.join(ROOT, "scripts", "lab.d")  # host templates, relay, application, client driver

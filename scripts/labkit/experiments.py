@@ -337,6 +337,10 @@ class Lab:
         self.results["experiments"]["distance"] = {"count": n, "rate": rate, "rtt_ms": dist,
                                                    "rows": rows}
 
+    def exp_closed_loop(self):
+        from . import closedloop
+        closedloop.run(self, policies=self.args.policies, runs=self.args.runs)
+
     def run(self, experiments):
         """Sets up, then runs the named experiments in the order given."""
         self.setup()
@@ -355,4 +359,5 @@ EXPERIMENTS = {
     "drain": Lab.exp_drain,
     "gating": Lab.exp_gating,
     "distance": Lab.exp_distance,
+    "closed-loop": Lab.exp_closed_loop,
 }

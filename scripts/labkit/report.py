@@ -3,6 +3,7 @@ set-up and the module's defaults as the run read them) and the picture
 docs/lab-share.svg, both written from results.json alone.
 """
 
+import json
 import os
 import textwrap
 
@@ -444,8 +445,13 @@ file and the picture from `target/lab/results.json`). `t/lab.t` runs the
 quick mode when `DNS_LAB=1` is set.
 """ % ",".join(EXPERIMENTS))
     os.makedirs(out_dir, exist_ok=True)
+    text = "\n".join(md)
+    closed = os.path.join(out_dir, "closed-loop.md")
+    if os.path.exists(closed):  # the closed loop's section, from its own run
+        with open(closed) as f:
+            text = splice_closed(text, f.read())
     with open(os.path.join(out_dir, "lab.md"), "w") as f:
-        f.write("\n".join(md))
+        f.write(text)
     with open(os.path.join(out_dir, "lab-share.svg"), "w") as f:
         f.write(svg(results))
     return "\n".join(md)
@@ -609,3 +615,324 @@ def svg(results):
     return "\n".join(out) + "\n"
 
 
+
+
+# ---------------------------------------------------------------- the closed loop
+
+CLOSED_BEGIN = "<!-- closed-loop section: written by scripts/lab --only closed-loop -->"
+CLOSED_END = "<!-- end of the closed-loop section -->"
+HOST_COLORS = ["#1f77b4", "#d62728", "#2ca02c"]
+
+
+def curve_text(policy):
+    """A policy as dns_shed would write it."""
+    points = []
+    for p in policy["curve"]:
+        text = "%g:%s" % (p["load"], "%gms" % p["delay_ms"] if p["delay_ms"] else "0")
+        if p["drop"]:
+            text += ":%g" % p["drop"]
+        if p.get("refuse"):
+            text += ":refuse=%g" % p["refuse"]
+        points.append(text)
+    return "dns_shed %s high=%g" % (" ".join(points), policy["high"])
+
+
+def policy_description(name, lines, defaults):
+    if lines is None:
+        return "NSD answers every name below `www` with all three addresses (TTL as the module's), " \
+               "rotating their order (`round-robin: yes`); no delegation, no module in the DNS path"
+    if not lines.strip():
+        return "the module with only `dns_load_file` (for the drain): no load source, so it never " \
+               "sheds and each resolver's nearest host wins"
+    if "dns_shed" not in lines:
+        if defaults is None:
+            return "`dns_load_upstream app;` and the module's defaults (unknown: the status endpoint " \
+                   "did not report them)"
+        return "`dns_load_upstream app;` and the module's defaults, as the status endpoint reports " \
+               "them: `%s`, `dns_silence %s`, `dns_load_smoothing %gms`" % (
+                   curve_text(defaults), defaults["silence"], defaults.get("smoothing_ms", 0))
+    return "`%s`" % " ".join(lines.split())
+
+
+def closed_windows(cl):
+    """{(scenario, policy): window figures} in run order, and the order of
+    scenarios and policies."""
+    figures, names, policies = {}, [], []
+    for run in cl["runs"]:
+        for w in run["windows"]:
+            figures[(w["name"], run["policy"])] = dict(w, run=run["run"])
+            if w["name"] not in names:
+                names.append(w["name"])
+        if run["policy"] not in policies:
+            policies.append(run["policy"])
+    return figures, names, policies
+
+
+def loads_text(values):
+    return " / ".join("%.2f" % v for v in values)
+
+
+def closed_svg(run_group, cl):
+    """Each host's load (5 s mean of the per-second readings) over time, one
+    panel per policy, for one run of the driver."""
+    W, PH, pad = 720, 150, 50
+    H = 40 + PH * len(run_group) + 30
+    out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" '
+           'font-size="12">' % (W, H), '<rect width="100%" height="100%" fill="white"/>']
+    dur = max(r["duration"] for r in run_group)
+    out.append('<text x="%d" y="18" font-weight="bold">Closed loop, run "%s": each host\'s load '
+               '(fraction of its slots, 5 s mean) and the offered load (grey)</text>' % (pad, run_group[0]["run"]))
+    cap = cl["capacity"]
+    for k, run in enumerate(run_group):
+        y1 = 30 + k * PH + 12
+        y0 = y1 + PH - 34
+        x0, x1 = pad, W - 20
+
+        def X(t):
+            return x0 + t / dur * (x1 - x0)
+
+        def Y(v):
+            return y0 - min(1.05, max(0.0, v)) / 1.05 * (y0 - y1)
+
+        out.append('<text x="%d" y="%d" font-weight="bold">%s</text>' % (x0, y1 - 2, run["policy"]))
+        for g in (0, 0.5, 0.9, 1.0):
+            out.append('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="%s"%s/>' % (
+                x0, Y(g), x1, Y(g), "#bbb" if g in (0.9, 1.0) else "#ddd",
+                ' stroke-dasharray="4,3"' if g == 0.9 else ""))
+            out.append('<text x="%d" y="%.1f" text-anchor="end">%g</text>' % (x0 - 4, Y(g) + 4, g))
+        for t, what, host in run["events"]:
+            out.append('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#555" stroke-dasharray="2,2"/>'
+                       % (X(t), y0, X(t), y1))
+            out.append('<text x="%.1f" y="%.1f" fill="#555">%s %d</text>' % (X(t) + 3, y1 + 10, what, host + 1))
+        # offered load: the steps as a fraction of all slots
+        steps = sorted(run["steps"])
+        pts = []
+        for i, (t, f) in enumerate(steps):
+            t_next = steps[i + 1][0] if i + 1 < len(steps) else run["duration"]
+            pts += [(t, f), (t_next, f)]
+        out.append('<polyline fill="none" stroke="#999" stroke-width="1.5" points="%s"/>' %
+                   " ".join("%.1f,%.1f" % (X(t), Y(f)) for t, f in pts))
+        for h in range(len(cap)):
+            series = [(s["t"], ((s["hosts"][h] or {}).get("load") or 0.0)) for s in run["samples"]]
+            mean = []
+            for i in range(len(series)):
+                vals = [v for _, v in series[max(0, i - 4):i + 1]]
+                mean.append((series[i][0], sum(vals) / len(vals)))
+            if mean:
+                out.append('<polyline fill="none" stroke="%s" stroke-width="1.6" points="%s"/>' % (
+                    HOST_COLORS[h], " ".join("%.1f,%.1f" % (X(t), Y(v)) for t, v in mean)))
+        if k == len(run_group) - 1:
+            for t in range(0, int(dur) + 1, 30):
+                out.append('<text x="%.1f" y="%.1f" text-anchor="middle">%d s</text>' % (X(t), y0 + 14, t))
+    lx = pad
+    for h in range(len(cap)):
+        out.append('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="3"/>' %
+                   (lx, H - 12, lx + 20, H - 12, HOST_COLORS[h]))
+        out.append('<text x="%d" y="%d">host %d (%d slots)</text>' % (lx + 26, H - 8, h + 1, cap[h]))
+        lx += 150
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def closed_section(results, pictures):
+    from .closedloop import MEAN_WINDOW, SETTLE_BAND
+    cl = results["experiments"]["closed-loop"]
+    defaults = module_defaults(results)
+    figures, names, policies = closed_windows(cl)
+    cap = cl["capacity"]
+    md = [CLOSED_BEGIN, "## 7. Closed loop\n"]
+    md.append(paragraph("""The application's own load decides the answers, the answers send the
+clients, the clients are the load. Written by `scripts/lab --only closed-loop%s` from a **%s** run
+(%s build of the module).""" % (" --quick" if cl["mode"] == "quick" else "", cl["mode"],
+                                results.get("build", "?"))))
+    md.append("""- **Hosts**: three nginx hosts with the module
+  ([`scripts/lab.d/closed-loop-host.conf`](../scripts/lab.d/closed-loop-host.conf)),
+  each in front of its own application
+  ([`scripts/lab.d/app.py`](../scripts/lab.d/app.py)) with %s request slots
+  (`max_conns` of an `upstream` with a `zone`, which the module reads with
+  `dns_load_upstream`; no load file but for draining). A request beyond the
+  slots gets nginx's 502 at once. TTL %s; the answer is the host's address.
+- **Clients**: sessions arrive at random (Poisson) at the offered rate; each
+  resolves a unique name below `www.example.com` through one of the
+  resolvers (spread evenly), connects to port 80 of the address it got
+  (the next address if the connection is refused) and holds a request
+  for %d–%d ms ([`scripts/lab.d/sessions.py`](../scripts/lab.d/sessions.py)).
+  Offered load is given as the fraction of all %d slots it keeps busy
+  (rate × mean hold). A session fails when its name does not resolve, no
+  address accepts it, or the response is not 200.
+- **Resolvers**: %d instances, three each of Unbound, BIND 9, PowerDNS
+  Recursor and Knot Resolver, each querying from its own address; a relay
+  on each host's glue address delays each resolver's replies by its own
+  distance (round trip, ms) so that each family has one instance nearest
+  to each host. Fresh resolvers for every run.
+- **Readings**: every host's status endpoint once per second: the load
+  (active requests / slots, unsmoothed: a second service on each host
+  reads the same upstream with `dns_load_smoothing 0` and answers no one)
+  and `www.example.com`'s state and shedding shape.
+""" % (" / ".join(str(c) for c in cap), cl["ttl"], cl["hold_ms"][0], cl["hold_ms"][1], sum(cap),
+       len(cl["resolvers"])))
+    rows = []
+    for k, r in enumerate(cl["resolvers"]):
+        d = cl["distances"][k]
+        rows.append([r["label"], "`%s`" % r["addr"]] + ["%g" % v for v in d] + ["host %d" % (d.index(min(d)) + 1)])
+    md.append(table(["resolver", "address"] + ["host %d ms" % (h + 1) for h in range(len(cap))] + ["nearest"],
+                    rows) + "\n")
+    md.append("Policies (the lines of `www.example.com`'s server block besides the load file):\n")
+    for p in policies:
+        md.append("- **%s**: %s." % (p, policy_description(p, cl["policies"].get(p), defaults)))
+    md.append("")
+    md.append(paragraph("""Figures per scenario: **peak** is the highest one-second load of each host
+in the window (1.00: every slot busy; beyond it clients get 502); **swing** the
+peak-to-peak range of each host's %d s mean load in steady state (the whole
+window, or its second half after an event); **flips/min** the most state
+changes (ready, shedding, ...) of any host per minute; **settle** the seconds
+after the (last) event until every host's %d s mean load stays within %.2f of
+its level over the window's last quarter (— : not within the run);
+**failed** the failed sessions of all started in the window.""" % (
+        MEAN_WINDOW, MEAN_WINDOW, SETTLE_BAND)))
+    for name in names:
+        present = [p for p in policies if (name, p) in figures]
+        if not present:
+            continue
+        w0 = figures[(name, present[0])]
+        steps = next(r["steps"] for r in cl["runs"] if r["run"] == w0["run"])
+        events = next(r["events"] for r in cl["runs"] if r["run"] == w0["run"])
+        offered = sorted({f for t, f in steps if t < w0["to"]})
+        md.append("### %s\n" % name)
+        md.append(paragraph("Window %g–%g s of run `%s`; offered load %s of all slots%s." % (
+            w0["from"], w0["to"], w0["run"],
+            "%.2f" % offered[-1] if len(offered) == 1 else "%.2f–%.2f" % (offered[0], offered[-1]),
+            "".join("; %s host %d at %g s" % (what, h + 1, t) for t, what, h in events))))
+        rows = []
+        for p in present:
+            w = figures[(name, p)]
+            rows.append([p, loads_text(w["peak_load"]), loads_text(w["mean_load"]), loads_text(w["swing"]),
+                         "%g" % w["flips_per_min"], "—" if w["settle_s"] is None else "%g s" % w["settle_s"],
+                         "%d / %d" % (w["failed_sessions"], w["sessions"]),
+                         ", ".join("%s %d" % kv for kv in sorted(w["failures"].items())) or "—",
+                         ms(w["conn_ms_median"]) + " / " + ms(w["conn_ms_p99"]),
+                         ms(w["dns_ms_median"]) + " / " + ms(w["dns_ms_p99"])])
+        md.append(table(["policy", "peak load", "mean load", "swing", "flips/min", "settle", "failed",
+                         "failures", "connect ms median / p99", "DNS ms median / p99"], rows) + "\n")
+    # where each family sent its clients, in the first window
+    if names:
+        first = names[0]
+        md.append("Where each family's clients went in `%s` (sessions per host 1 / 2 / 3):\n" % first)
+        fams = []
+        for r in cl["resolvers"]:
+            if (r["family"], r["label"]) not in fams:
+                fams.append((r["family"], r["label"]))
+        rows = []
+        for p in policies:
+            w = figures.get((first, p))
+            if w:
+                rows.append([p] + [" / ".join(str(x) for x in w["families"].get(f, [0] * len(cap)))
+                                   for f, _ in fams])
+        md.append(table(["policy"] + [label for _, label in fams], rows) + "\n")
+    md.append(closed_targets(figures, names, policies))
+    md.append(closed_model(cl, defaults))
+    for path, title in pictures:
+        md.append("![%s](%s)\n" % (title, path))
+    md.append(CLOSED_END)
+    return "\n".join(md) + "\n"
+
+
+def closed_targets(figures, names, policies):
+    """The issue's targets, checked against this run's figures."""
+    out = ["Targets (checked on this run):\n"]
+    for p in policies:
+        notes = []
+        for name in names:
+            w = figures.get((name, p))
+            if not w:
+                continue
+            if name == "steady":
+                over = [h + 1 for h, v in enumerate(w["peak_load"]) if v > 0.9]
+                notes.append("steady peak ≤ 0.9: %s" % ("yes" if not over else "no (host %s)" %
+                                                          ", ".join(map(str, over))))
+                notes.append("≤ 1 state change per host per minute: %s (%g)" % (
+                    "yes" if w["flips_per_min"] <= 1 else "no", w["flips_per_min"]))
+            if name == "capacity-halves":
+                notes.append("settles within 120 s: %s" % ("yes" if w["settle_s"] is not None and
+                                                           w["settle_s"] <= 120 else "no"))
+            if name == "drain":
+                notes.append("no failed session on drain: %s (%d)" % (
+                    "yes" if w["failed_sessions"] == 0 else "no", w["failed_sessions"]))
+        rr = figures.get((names[0], "round-robin")) if names else None
+        w = figures.get((names[0], p)) if names else None
+        if rr and w and p != "round-robin":
+            notes.append("peak below round-robin's in `%s`: %s (%.2f against %.2f)" % (
+                names[0], "yes" if max(w["peak_load"]) < max(rr["peak_load"]) else "no",
+                max(w["peak_load"]), max(rr["peak_load"])))
+        if notes:
+            out.append("- **%s**: %s." % (p, "; ".join(notes)))
+    return "\n".join(out) + "\n"
+
+
+def closed_model(cl, defaults):
+    """The population model (popsim.py) run on the lab's own scenarios."""
+    from .popsim import calibrate, populations
+    rows = calibrate(cl, defaults)
+    if not rows:
+        return ""
+    out = [paragraph("""The population model ([`scripts/labkit/popsim.py`](../scripts/labkit/popsim.py))
+on the same capacities, distances, offered load and events: share of the
+sessions per host (1 / 2 / 3) and mean load, lab against model, and the
+largest gap in percentage points.""")]
+    out.append(table(["scenario", "policy", "lab share", "model share", "lab mean load", "model mean load",
+                      "gap (points)"],
+                     [[r["name"], r["policy"], " / ".join("%.0f%%" % (100 * x) for x in r["lab_share"]),
+                       " / ".join("%.0f%%" % (100 * x) for x in r["model_share"]), loads_text(r["lab_mean_load"]),
+                       loads_text(r["model_mean_load"]), "%.1f" % r["gap_points"]] for r in rows]) + "\n")
+    pop = populations(cl, defaults)
+    out.append(paragraph("""The model where the lab cannot go: the same hosts and policies with
+populations of 12, 48 and 240 resolvers (the four families in turn, each nearest
+to one host), offered load %.2f, 120 s, two seeds: the largest swing of a host,
+the failed share of the sessions and the peak load. A swing that does not shrink
+with more resolvers is a herd moving together, not the coarseness of twelve
+resolvers.""" % pop[0]["offered"]) if pop else "")
+    out.append(table(["resolvers", "policy", "swing", "failed", "peak"],
+                     [[r["resolvers"], r["policy"], "%.2f" % r["swing"], "%.1f%%" % r["failed_pct"],
+                       "%.2f" % r["peak"]] for r in pop]) + "\n")
+    return "\n".join(out)
+
+
+def write_closed_loop(results, out_dir):
+    """closed-loop.json (the fixed contract), the pictures, the section
+    closed-loop.md, and that section in out_dir/lab.md (replacing the one
+    there, or appended)."""
+    from .closedloop import contract
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "closed-loop.json"), "w") as f:
+        json.dump(contract(results), f, indent=1)
+    cl = results["experiments"]["closed-loop"]
+    pictures = []
+    groups = {}
+    for run in cl["runs"]:
+        groups.setdefault(run["run"], []).append(run)
+    for name, group in groups.items():
+        fname = "closed-loop-%s.svg" % name.replace("+", "-")
+        with open(os.path.join(out_dir, fname), "w") as f:
+            f.write(closed_svg(group, cl))
+        pictures.append((fname, "closed loop, %s: each host's load over time per policy" % name))
+    section = closed_section(results, pictures)
+    with open(os.path.join(out_dir, "closed-loop.md"), "w") as f:
+        f.write(section)
+    lab_md = os.path.join(out_dir, "lab.md")
+    text = ""
+    if os.path.exists(lab_md):
+        with open(lab_md) as f:
+            text = f.read()
+    with open(lab_md, "w") as f:
+        f.write(splice_closed(text, section))
+    return section
+
+
+def splice_closed(text, section):
+    """text with its closed-loop section replaced by section (appended when
+    it has none)."""
+    if CLOSED_BEGIN in text and CLOSED_END in text:
+        head, rest = text.split(CLOSED_BEGIN, 1)
+        tail = rest.split(CLOSED_END, 1)[1].lstrip("\n")
+        return head + section + ("\n" + tail if tail else "")
+    return text.rstrip("\n") + ("\n\n" if text else "") + section

@@ -20,9 +20,15 @@ class Resolver:
     label = ""  # name in the report
     binary = ""
 
-    def __init__(self, work):
+    def __init__(self, work, addr=None, instance=""):
+        """addr: another address than the family's usual one; the instance
+        then also sends its queries from it (so that the closed-loop lab's
+        relays can tell the instances apart). instance: a suffix that keeps
+        several instances' directories apart."""
         self.work = work
-        self.addr = RESOLVER_ADDRS[self.name]
+        self.addr = addr or RESOLVER_ADDRS[self.name]
+        self.source = addr  # outgoing address, None: the system's choice
+        self.instance = instance
         self.proc = None
         self.dir = None
         self.runs = 0
@@ -33,7 +39,7 @@ class Resolver:
     def start(self):
         """A fresh instance: new directory, empty cache."""
         self.runs += 1
-        self.dir = os.path.join(self.work, "res", "%s-%d" % (self.name, self.runs))
+        self.dir = os.path.join(self.work, "res", "%s%s-%d" % (self.name, self.instance, self.runs))
         os.makedirs(self.dir)
         shutil.copy(root_hints(self.work), self.dir)
         cmd = self.configure()
@@ -86,6 +92,7 @@ class Unbound(Resolver):
     root-hints: "{self.dir}/root.hints"
     do-not-query-localhost: no
     module-config: "iterator"
+{"    outgoing-interface: %s" % self.source if self.source else ""}
 remote-control:
     control-enable: no
 """
@@ -113,6 +120,7 @@ class Bind(Resolver):
     notify no;
     querylog no;
     max-cache-size 64m;
+    {"query-source address %s;" % self.source if self.source else ""}
 }};
 controls {{ }};
 logging {{
@@ -146,6 +154,7 @@ disable-syslog=yes
 loglevel=4
 quiet=yes
 security-poll-suffix=
+{"query-local-address=%s" % self.source if self.source else ""}
 """
         with open(os.path.join(self.dir, "recursor.conf"), "w") as f:
             f.write(conf)
@@ -166,6 +175,7 @@ hints.root({{ ['ns.lab.'] = '{PARENT_ADDR}' }})
 policy.add(policy.all(policy.FLAGS({{'ALLOW_LOCAL'}})))
 cache.size = 32 * MB
 log_level('warning')
+{"net.outgoing_v4('%s')" % self.source if self.source else ""}
 """
         path = os.path.join(self.dir, "kresd.conf")
         with open(path, "w") as f:

@@ -84,12 +84,18 @@ ns.lab.  3600000 IN A  {PARENT_ADDR}
             f.write(text)
 
 
-def start_parent(work):
-    """NSD serving the private root, com. and example.com.; returns once it answers."""
-    d = parent_dir(work)
+def start_parent(work, example_zone=None, tag="nsd", extra=""):
+    """NSD serving the private root, com. and example.com.; returns once it
+    answers. example_zone replaces the example.com zone file's text (the
+    closed-loop lab's round-robin policy); tag names its directory under
+    work; extra goes into the server section."""
+    d = os.path.join(work, tag)
     os.makedirs(d)
     zone_files(d)
-    conf = f"""server:
+    if example_zone is not None:
+        with open(os.path.join(d, "example.com.zone"), "w") as f:
+            f.write(example_zone)
+    conf = f"""server:{extra}
     ip-address: {PARENT_ADDR}
     port: 53
     server-count: 1

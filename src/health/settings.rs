@@ -303,5 +303,15 @@ mod tests {
             Policy::default().curve
         );
         assert!(parse_silence("refuse").is_ok() && parse_silence("never").is_err());
+        let p = parse_shed(
+            &["0.5:0", "0.8:20ms:refuse=0.5", "0.9:50ms:0.2:refuse=0.6"],
+            Silence::Drop,
+        )
+        .unwrap();
+        assert_eq!((p.curve[1].refuse, p.curve[2].drop, p.curve[2].refuse), (0.5, 0.2, 0.6));
+        assert!(matches!(
+            parse_shed(&["0.5:0:0.7:refuse=0.7"], Silence::Drop),
+            Err(SettingError::Policy(PolicyError::Sum(_)))
+        ));
     }
 }

@@ -285,6 +285,7 @@ pub struct ServiceSlot {
     pub load_milli: AtomicU32,
     pub delay_us: AtomicU32,
     pub drop_ppm: AtomicU32,
+    pub refuse_ppm: AtomicU32,
     pub readings: [AtomicI32; Source::ALL.len()],
     /// When each source last gave its reading (Unix ms; 0: never).
     pub reading_at_ms: [AtomicU64; Source::ALL.len()],
@@ -474,6 +475,7 @@ impl Lead<'_> {
             load_milli,
             delay_us,
             drop_ppm,
+            refuse_ppm,
             readings,
             reading_at_ms,
             next_tick_ms,
@@ -491,7 +493,7 @@ impl Lead<'_> {
         for word in words.into_iter().chain(name).chain(probe_ring).chain(reading_at_ms) {
             word.store(0, Relaxed);
         }
-        for word in [name_len, state, load_milli, delay_us, drop_ppm] {
+        for word in [name_len, state, load_milli, delay_us, drop_ppm, refuse_ppm] {
             word.store(0, Relaxed);
         }
         for reading in readings {

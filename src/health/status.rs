@@ -142,6 +142,20 @@ pub fn prometheus(slots: &[&ServiceSlot]) -> String {
     }
     family(
         &mut out,
+        "dns_service_refuse_ratio",
+        "gauge",
+        "Current probability of refusing a query (REFUSED at once).",
+    );
+    for s in slots {
+        let _ = writeln!(
+            out,
+            "dns_service_refuse_ratio{{service=\"{}\"}} {:.6}",
+            name(s),
+            f64::from(s.refuse_ppm.load(Relaxed)) / 1e6
+        );
+    }
+    family(
+        &mut out,
         "dns_service_source_load",
         "gauge",
         "Last load reading of each configured source (when it reports one).",
@@ -345,11 +359,12 @@ fn write_policy(out: &mut String, policy: &Policy, smoothing_ms: u64) {
     for (i, p) in policy.curve.iter().enumerate() {
         let _ = write!(
             out,
-            "{}{{\"load\":{},\"delay_ms\":{},\"drop\":{}}}",
+            "{}{{\"load\":{},\"delay_ms\":{},\"drop\":{},\"refuse\":{}}}",
             if i > 0 { "," } else { "" },
             p.load,
             p.delay_ms,
-            p.drop
+            p.drop,
+            p.refuse
         );
     }
     let silence = match policy.silence {
@@ -374,12 +389,13 @@ pub fn json(services: &[Report]) -> String {
         }
         let _ = write!(
             out,
-            "{{\"name\":\"{}\",\"state\":\"{}\",\"load\":{:.3},\"delay_ms\":{:.3},\"drop_ratio\":{:.6},\"sources\":{{",
+            "{{\"name\":\"{}\",\"state\":\"{}\",\"load\":{:.3},\"delay_ms\":{:.3},\"drop_ratio\":{:.6},\"refuse_ratio\":{:.6},\"sources\":{{",
             name(s),
             State::from_u32(s.state.load(Relaxed)).name(),
             f64::from(s.load_milli.load(Relaxed)) / 1000.0,
             f64::from(s.delay_us.load(Relaxed)) / 1000.0,
-            f64::from(s.drop_ppm.load(Relaxed)) / 1e6
+            f64::from(s.drop_ppm.load(Relaxed)) / 1e6,
+            f64::from(s.refuse_ppm.load(Relaxed)) / 1e6
         );
         let mut first = true;
         for source in Source::ALL {
@@ -484,6 +500,7 @@ mod tests {
         let slot = &table.slots[idx];
         slot.state.store(State::Shedding as u32, Relaxed);
         slot.load_milli.store(850, Relaxed);
+        slot.refuse_ppm.store(300_000, Relaxed);
         for (i, r) in slot.readings.iter().enumerate() {
             r.store(
                 if i == Source::File as usize {
@@ -507,6 +524,7 @@ mod tests {
         assert!(text.contains("qtype=\"other\"} 1"));
         assert!(text.contains("rcode=\"NXDOMAIN\"} 1"));
         assert!(text.contains("reason=\"shed\"} 1"));
+        assert!(text.contains("dns_service_refuse_ratio{service=\"www.example.com\"} 0.300000"));
         let policy = Policy::default();
         let report = Report {
             slot,
@@ -523,6 +541,7 @@ mod tests {
         assert_eq!(service["queries"]["by_type"]["A"], 1);
         assert_eq!(service["responses"]["NXDOMAIN"], 1);
         assert_eq!(service["dropped"]["shed"], 1);
+        assert_eq!(service["refuse_ratio"], 0.3);
         let reported = &service["policy"];
         assert_eq!(reported["silence"], "refuse");
         assert_eq!(reported["high"], policy.high);
@@ -533,6 +552,7 @@ mod tests {
             assert_eq!(point["load"], expected.load);
             assert_eq!(point["delay_ms"], expected.delay_ms);
             assert_eq!(point["drop"], expected.drop);
+            assert_eq!(point["refuse"], expected.refuse);
         }
     }
 }
