@@ -25,7 +25,7 @@ use ngx::ffi::{
     ngx_stream_core_module, ngx_stream_core_srv_conf_t, ngx_stream_module, ngx_stream_session_t,
     ngx_stream_upstream_main_conf_t, ngx_stream_upstream_module, ngx_stream_upstream_srv_conf_t,
 };
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_void};
 use std::net::IpAddr;
 use std::ptr;
@@ -92,8 +92,10 @@ pub struct Staged {
 #[derive(Default)]
 pub struct SrvConf {
     pub staged: Staged,
-    /// The built zone; `Some` exactly when this server answers DNS.
-    pub zone: Option<Zone>,
+    /// The built zone; `Some` exactly when this server answers DNS. Each
+    /// worker has its own copy after the fork and changes its signatures
+    /// (see `serve::Service::zone`).
+    pub zone: Option<RefCell<Zone>>,
     /// How queries are decided (rate limit, silence, delay queue).
     pub serve: Option<serve::Settings>,
     /// Load and health settings in effect (after merge).
@@ -485,7 +487,7 @@ fn merge(conf: &mut SrvConf) -> Result<(), String> {
         return Ok(());
     };
     let zone = build_zone(staged, apex, &at)?;
-    conf.zone = Some(zone);
+    conf.zone = Some(RefCell::new(zone));
     conf.fast_path = staged.udp_fast_path.unwrap_or(true);
     conf.cookies_on = staged.cookies.unwrap_or(true);
     conf.cookie_secrets = if conf.cookies_on {

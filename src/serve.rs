@@ -12,12 +12,18 @@
 //! shared table and how many answers this worker already holds back, and
 //! sends (or schedules) what the `Outcome` says. `Reason` says why, for the
 //! debug log and the `$dns_action` variable.
+//!
+//! A signed zone with `dns_address auto` has signatures for the local
+//! addresses known at start; a DNSSEC query that arrives on another one is
+//! the only time a query changes the zone: its address RRset is signed
+//! once, and the query answered again (`NewAddress` says what happened).
 
 use crate::dns::zone::{peek_question, CookieStatus};
-use crate::dns::{Answered, QueryContext, Transport, Zone};
+use crate::dns::{Answered, DnssecError, QueryContext, Transport, Zone};
 use crate::health::policy::{decide, Action, Shape, Silence};
 use crate::health::rrl::{self, Limit};
 use crate::health::shared::{DropReason, ServiceSlot, Table};
+use std::cell::RefCell;
 use std::fmt::Display;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -164,11 +170,25 @@ impl ActionTaken {
     }
 }
 
+/// A DNSSEC query arrived on a local address the signed zone had no
+/// signatures for (`dns_address auto`): what signing for it did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NewAddress {
+    /// Signed: this query and every later one on the address are answered.
+    Signed(IpAddr),
+    /// The table of signed addresses is full (its size): SERVFAIL.
+    TableFull(IpAddr, usize),
+    /// Signing failed: SERVFAIL.
+    Failed(IpAddr),
+}
+
 /// A decided query: what to do, and why.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Served {
     pub outcome: Outcome,
     pub reason: Reason,
+    /// Set when the query made the zone sign for a new local address.
+    pub new_address: Option<NewAddress>,
 }
 
 impl Served {
@@ -176,7 +196,7 @@ impl Served {
     pub fn log_line<'a>(&'a self, service: &'a Service<'_>, tcp: bool, client: Option<IpAddr>) -> impl Display + 'a {
         LogLine {
             served: self,
-            apex: service.zone.apex(),
+            zone: service.zone,
             shared: service.shared.map(|s| s.slot()),
             tcp,
             client,
@@ -186,7 +206,7 @@ impl Served {
 
 struct LogLine<'a> {
     served: &'a Served,
-    apex: &'a crate::dns::Name,
+    zone: &'a RefCell<Zone>,
     shared: Option<&'a ServiceSlot>,
     tcp: bool,
     client: Option<IpAddr>,
@@ -195,7 +215,10 @@ struct LogLine<'a> {
 impl Display for LogLine<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let transport = if self.tcp { "TCP" } else { "UDP" };
-        write!(f, "dns_service {}: {transport} query", self.apex)?;
+        match self.zone.try_borrow() {
+            Ok(zone) => write!(f, "dns_service {}: {transport} query", zone.apex())?,
+            Err(_) => write!(f, "dns_service: {transport} query")?,
+        }
         if let Some(client) = self.client {
             write!(f, " from {client}")?;
         }
@@ -267,13 +290,24 @@ impl LastQuery {
 /// One service as a query sees it.
 #[derive(Clone, Copy)]
 pub struct Service<'a> {
-    pub zone: &'a Zone,
+    /// The zone. Queries only read it, except to sign for a new local
+    /// address (see `respond`); the worker's re-signing timer replaces its
+    /// signatures between queries. No borrow outlives a call.
+    pub zone: &'a RefCell<Zone>,
     pub settings: &'a Settings,
     /// `None` only when the shared table could not be set up.
     pub shared: Option<Shared<'a>>,
 }
 
 impl Service<'_> {
+    /// The largest response the zone can make (signed, if it is): the room
+    /// a TCP answer needs.
+    pub fn max_response_len(&self) -> usize {
+        self.zone
+            .try_borrow()
+            .map_or(crate::dns::wire::MAX_MESSAGE_LEN, |zone| zone.max_response_len())
+    }
+
     /// Answers `msg` into `out` and applies rate limiting and the shedding
     /// policy. `waiting` is how many answers this worker already holds back
     /// for a delay. Counts everything in the shared slot; records the query
@@ -286,8 +320,9 @@ impl Service<'_> {
         waiting: usize,
         last: Option<&mut LastQuery>,
     ) -> Served {
-        let answered = self.zone.respond(msg, qctx, out);
-        let (served, rcode) = self.decide(msg, qctx, out, waiting, answered);
+        let (answered, new_address) = self.respond(msg, qctx, out);
+        let (mut served, rcode) = self.decide(msg, qctx, out, waiting, answered);
+        served.new_address = new_address;
         if let Some(last) = last {
             last.record(msg, answered, served, rcode);
             if let Some(shared) = self.shared {
@@ -296,6 +331,31 @@ impl Service<'_> {
             }
         }
         served
+    }
+
+    /// The zone's response to `msg`. A DNSSEC query on a local address
+    /// the zone has no signatures for yet makes it sign for the address
+    /// (once per address, in a table of `max_addresses`) and is answered
+    /// again; only the second answer is decided and counted.
+    fn respond(&self, msg: &[u8], qctx: &QueryContext<'_>, out: &mut [u8]) -> (Option<Answered>, Option<NewAddress>) {
+        let respond = |out: &mut [u8]| self.zone.try_borrow().ok()?.respond(msg, qctx, out);
+        let answered = respond(out);
+        let Some(local) = answered.and_then(|a| a.missing_signatures) else {
+            return (answered, None);
+        };
+        let Ok(mut zone) = self.zone.try_borrow_mut() else {
+            return (answered, None);
+        };
+        let new = match zone.add_signed_address(local) {
+            Ok(()) => NewAddress::Signed(local),
+            Err(DnssecError::TableFull(size)) => NewAddress::TableFull(local, size),
+            Err(_) => NewAddress::Failed(local),
+        };
+        drop(zone);
+        match new {
+            NewAddress::Signed(_) => (respond(out), Some(new)),
+            _ => (answered, Some(new)),
+        }
     }
 
     /// The decision itself; also returns the rcode of what is sent.
@@ -307,8 +367,14 @@ impl Service<'_> {
         waiting: usize,
         answered: Option<Answered>,
     ) -> (Served, Option<u16>) {
-        let (zone, settings) = (self.zone, self.settings);
-        let served = |outcome, reason| Served { outcome, reason };
+        let settings = self.settings;
+        let served = |outcome, reason| Served {
+            outcome,
+            reason,
+            new_address: None,
+        };
+        // For REFUSED and slips, which are never signed.
+        let zone = self.zone.try_borrow().ok();
         let Some(shared) = self.shared else {
             // No shared table (it failed to initialize): answer plainly.
             return match answered {
@@ -345,7 +411,7 @@ impl Service<'_> {
                         return (served(Outcome::Nothing, Reason::RateLimited), None);
                     }
                     Limit::Slip => {
-                        return match zone.slip(msg, qctx, out) {
+                        return match zone.as_ref().and_then(|z| z.slip(msg, qctx, out)) {
                             Some(r) => {
                                 counters.slipped.fetch_add(1, Relaxed);
                                 counters.response(r.rcode, true);
@@ -372,7 +438,7 @@ impl Service<'_> {
                 counters.dropped(drop);
                 (served(Outcome::Nothing, reason), None)
             }
-            Action::Refuse => match zone.refuse(msg, qctx, out) {
+            Action::Refuse => match zone.as_ref().and_then(|z| z.refuse(msg, qctx, out)) {
                 Some(r) => {
                     counters.refused_by_policy.fetch_add(1, Relaxed);
                     counters.response(r.rcode, false);

@@ -84,7 +84,7 @@ pub unsafe fn start(s: *mut ngx_stream_session_t, c: *mut ngx_connection_t, conf
         return;
     }
     let cleanup = ngx_pool_cleanup_add((*c).pool, std::mem::size_of::<TcpCleanup>());
-    let out_cap = (2 + service.zone.max_response_len()) * 2;
+    let out_cap = (2 + service.max_response_len()) * 2;
     let input = ngx_pnalloc((*c).pool, MAX_TCP_QUERY + 2) as *mut u8;
     let output = ngx_pnalloc((*c).pool, out_cap) as *mut u8;
     let ctx = ngx::ffi::ngx_pcalloc((*c).pool, std::mem::size_of::<TcpSession>()) as *mut TcpSession;
@@ -171,7 +171,7 @@ unsafe fn tcp_step(s: *mut ngx_stream_session_t, c: *mut ngx_connection_t, ev: *
 /// Answers complete queries, writes answers, reads more, until the socket
 /// would block or the connection is done.
 unsafe fn tcp_run(c: *mut ngx_connection_t, conf: &SrvConf, service: Service, ctx: &mut TcpSession) -> Next {
-    let room = 2 + service.zone.max_response_len();
+    let room = 2 + service.max_response_len();
     loop {
         if ctx.tcp.paused {
             return Next::Wait;

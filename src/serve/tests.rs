@@ -4,11 +4,17 @@ use super::*;
 use crate::dns::config::parse_host;
 use crate::dns::ZoneConfig;
 use crate::health::policy::PPM;
+use crate::health::shared::RCODES;
+use std::cell::RefCell;
 
-fn zone() -> Zone {
+fn config() -> ZoneConfig {
     let mut c = ZoneConfig::new(parse_host("www.example.com").unwrap());
     c.nameservers = vec![parse_host("ns1-www.example.com").unwrap()];
-    Zone::build(&c).unwrap()
+    c
+}
+
+fn zone() -> RefCell<Zone> {
+    RefCell::new(Zone::build(&config()).unwrap())
 }
 
 /// A table in zeroed memory, as nginx's shared zone gives it.
@@ -61,7 +67,7 @@ fn serve(table: &Table, settings: &Settings, msg: &[u8], qctx: &QueryContext, wa
     service.answer(msg, qctx, &mut out, waiting, None)
 }
 
-fn rcode_of(zone: &Zone, settings: &Settings, table: &Table, qctx: &QueryContext) -> (Served, u8) {
+fn rcode_of(zone: &RefCell<Zone>, settings: &Settings, table: &Table, qctx: &QueryContext) -> (Served, u8) {
     let service = Service {
         zone,
         settings,
@@ -304,4 +310,129 @@ fn without_a_shared_table_queries_are_answered() {
     let mut out = [0u8; 512];
     let served = service.answer(&query(), &udp(1), &mut out, 0, None);
     assert_eq!(served.reason, Reason::Answered);
+}
+
+// ---- DNSSEC: signing for a local address first seen by a query -----------
+
+/// `config` (with `dns_address auto`) signed with a test key, with
+/// signatures for `locals` and room for `max_addresses`.
+fn signed_zone(locals: &[&str], max_addresses: usize) -> RefCell<Zone> {
+    let apex = parse_host("www.example.com").unwrap();
+    let key_file =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/dns/testdata/Kwww.example.com.+013+19397");
+    let key = crate::dns::keyfile::load_signing_key(&key_file, &apex).unwrap();
+    let keys = std::sync::Arc::new(crate::dns::ZoneKeys::new(&apex, vec![key], vec![]).unwrap());
+    let settings = crate::dns::SigningSettings {
+        max_addresses,
+        ..Default::default()
+    };
+    let locals: Vec<IpAddr> = locals.iter().map(|a| a.parse().unwrap()).collect();
+    let mut zone = Zone::build(&config()).unwrap();
+    let signed = zone.sign_for(keys, settings, &locals, 1_700_000_000).unwrap();
+    zone.set_signed(signed).unwrap();
+    RefCell::new(zone)
+}
+
+/// `www.example.com A` with EDNS and the DO bit.
+fn dnssec_query() -> Vec<u8> {
+    let mut q = query();
+    q[11] = 1;
+    q.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0x80, 0, 0, 0]);
+    q
+}
+
+fn on(local: &str) -> QueryContext<'static> {
+    QueryContext {
+        local_addr: Some(local.parse().unwrap()),
+        ..udp(1)
+    }
+}
+
+#[test]
+fn a_dnssec_query_on_a_new_local_address_signs_it_and_is_answered() {
+    let (_m, table) = table();
+    let zone = signed_zone(&["127.0.0.1"], 64);
+    let service = Service {
+        zone: &zone,
+        settings: &SETTINGS,
+        shared: Some(Shared { table, index: 0 }),
+    };
+    let mut out = [0u8; 1232];
+    let served = service.answer(&dnssec_query(), &on("192.0.2.1"), &mut out, 0, None);
+    assert_eq!(served.reason, Reason::Answered);
+    assert_eq!(
+        served.new_address,
+        Some(NewAddress::Signed("192.0.2.1".parse().unwrap()))
+    );
+    assert_eq!(out[3] & 0x0f, 0, "NOERROR, not the first answer's SERVFAIL");
+    assert_eq!(&out[6..8], &[0, 2], "the address and its RRSIG");
+    let c = &table.slots[0].counters;
+    assert_eq!(c.queries_udp.load(Relaxed), 1, "counted once");
+    assert_eq!(c.rcode[0].load(Relaxed), 1);
+    assert_eq!(c.rcode[RCODES.len() - 1].load(Relaxed), 0, "no SERVFAIL counted");
+
+    let again = service.answer(&dnssec_query(), &on("192.0.2.1"), &mut out, 0, None);
+    assert_eq!(again.new_address, None, "signed once");
+    let known = service.answer(&dnssec_query(), &on("127.0.0.1"), &mut out, 0, None);
+    assert_eq!(known.new_address, None, "signed at start");
+    let plain = service.answer(&query(), &on("192.0.2.2"), &mut out, 0, None);
+    assert_eq!(plain.new_address, None, "a query without DO needs no signatures");
+    assert_eq!(
+        zone.borrow().signed().unwrap().local_addresses().count(),
+        2,
+        "127.0.0.1 and 192.0.2.1"
+    );
+}
+
+#[test]
+fn a_full_table_of_signed_addresses_gives_servfail() {
+    let (_m, table) = table();
+    let zone = signed_zone(&["127.0.0.1"], 1);
+    let service = Service {
+        zone: &zone,
+        settings: &SETTINGS,
+        shared: Some(Shared { table, index: 0 }),
+    };
+    let mut out = [0u8; 1232];
+    let served = service.answer(&dnssec_query(), &on("192.0.2.1"), &mut out, 0, None);
+    assert_eq!(
+        served.new_address,
+        Some(NewAddress::TableFull("192.0.2.1".parse().unwrap(), 1))
+    );
+    assert_eq!(served.reason, Reason::Answered);
+    assert_eq!(out[3] & 0x0f, 2, "SERVFAIL");
+    let other = RCODES.len() - 1;
+    assert_eq!(
+        table.slots[0].counters.rcode[other].load(Relaxed),
+        1,
+        "SERVFAIL counted"
+    );
+    let known = service.answer(&dnssec_query(), &on("127.0.0.1"), &mut out, 0, None);
+    assert_eq!(
+        (known.new_address, out[3] & 0x0f),
+        (None, 0),
+        "the signed address still works"
+    );
+}
+
+#[test]
+fn a_silent_service_does_not_sign_refusals() {
+    let (_m, table) = table();
+    set_shape(table, 0, PPM);
+    let zone = signed_zone(&["127.0.0.1"], 64);
+    let service = Service {
+        zone: &zone,
+        settings: &SETTINGS,
+        shared: Some(Shared { table, index: 0 }),
+    };
+    let mut out = [0u8; 1232];
+    let served = service.answer(&dnssec_query(), &on("127.0.0.1"), &mut out, 0, None);
+    assert_eq!(served.reason, Reason::Refused);
+    let Outcome::Send(len) = served.outcome else {
+        panic!("REFUSED is sent")
+    };
+    assert_eq!(out[3] & 0x0f, 5);
+    assert_eq!(&out[6..10], &[0, 0, 0, 0], "no answer or authority records");
+    assert_eq!(&out[10..12], &[0, 1], "only the OPT record");
+    assert!(len < 64, "no RRSIG anywhere ({len} octets)");
 }
