@@ -10,7 +10,7 @@
 
 use crate::dns::config::{Addresses, ConfigError, ZoneConfig};
 use crate::dns::cookie::CookieSecrets;
-use crate::dns::{Name, QueryContext, Transport, Zone};
+use crate::dns::{Name, QueryContext, SigningSettings, Transport, Zone};
 use crate::health::policy::{Policy, Silence};
 use crate::health::settings::{FileSettings, HostSource, ProbeSettings};
 use crate::health::shared::Table;
@@ -86,6 +86,11 @@ pub struct Staged {
     pub cookies: Option<bool>,
     pub rate_limit: Option<Option<RateLimit>>,
     pub cookie_file: Option<(String, CookieSecrets)>,
+    /// `dns_dnssec_key`: the key files (full paths) and where each was given.
+    pub dnssec_keys: Vec<(String, Place)>,
+    /// `dns_dnssec_public_keys`: other signers' public key files.
+    pub dnssec_published: Vec<(String, Place)>,
+    pub dnssec_signing: Option<(SigningSettings, Place)>,
 }
 
 /// Per-server configuration.
@@ -110,6 +115,18 @@ pub struct SrvConf {
     pub tcp_max_connections: usize,
     /// Open DNS TCP connections of this server in this worker.
     pub tcp_connections: Cell<usize>,
+    /// DNSSEC upkeep in this worker (see `signing`).
+    pub dnssec: DnssecUpkeep,
+}
+
+/// What a worker remembers about keeping its signatures fresh.
+#[derive(Default)]
+pub struct DnssecUpkeep {
+    /// A failed re-signing is tried again at this time (seconds since the
+    /// epoch), not on every tick.
+    pub retry_at: Cell<u64>,
+    /// The full table of signed addresses was logged (once per worker).
+    pub table_full_logged: Cell<bool>,
 }
 
 /// `dns_load_upstream`: an upstream whose shared peer state is a load source.

@@ -25,7 +25,7 @@
 use crate::conf::{self, MainConf};
 use crate::log::emerg;
 use crate::util::guard;
-use crate::{directives, fastpath, replies, session, shm, status, tick, upstream, variables};
+use crate::{directives, fastpath, replies, session, shm, signing, status, tick, upstream, variables};
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::ffi::{
     ngx_command_t, ngx_conf_t, ngx_core_module_t, ngx_cycle_t, ngx_http_module_t, ngx_int_t, ngx_module_t, ngx_str_t,
@@ -55,7 +55,7 @@ macro_rules! command {
     };
 }
 
-static mut STREAM_COMMANDS: [ngx_command_t; 23] = [
+static mut STREAM_COMMANDS: [ngx_command_t; 26] = [
     command!("dns_service", NGX_CONF_TAKE1, set_service),
     command!("dns_nameservers", NGX_CONF_1MORE, directives::set_nameservers),
     command!("dns_address", NGX_CONF_1MORE, directives::set_address),
@@ -82,6 +82,13 @@ static mut STREAM_COMMANDS: [ngx_command_t; 23] = [
     command!("dns_cookies", NGX_CONF_TAKE1, directives::set_cookies),
     command!("dns_cookie_secret", NGX_CONF_TAKE1, directives::set_cookie_secret),
     command!("dns_rate_limit", NGX_CONF_TAKE12, directives::set_rate_limit),
+    command!("dns_dnssec_key", NGX_CONF_TAKE1, directives::set_dnssec_key),
+    command!(
+        "dns_dnssec_public_keys",
+        NGX_CONF_1MORE,
+        directives::set_dnssec_public_keys
+    ),
+    command!("dns_dnssec_signing", NGX_CONF_1MORE, directives::set_dnssec_signing),
     ngx_command_t::empty(),
 ];
 
@@ -91,7 +98,7 @@ static STREAM_CTX: ngx_stream_module_t = ngx_stream_module_t {
     create_main_conf: Some(conf::create_main_conf),
     init_main_conf: None,
     create_srv_conf: Some(conf::create_srv_conf),
-    merge_srv_conf: Some(conf::merge_srv_conf),
+    merge_srv_conf: Some(merge_srv_conf),
 };
 
 #[no_mangle]
@@ -163,6 +170,22 @@ unsafe extern "C" fn set_service(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t, c
     rc
 }
 
+/// A server's configuration is merged into its zone, which is then signed
+/// when the server has DNSSEC keys.
+unsafe extern "C" fn merge_srv_conf(cf: *mut ngx_conf_t, parent: *mut c_void, child: *mut c_void) -> *mut c_char {
+    let rc = conf::merge_srv_conf(cf, parent, child);
+    if rc != NGX_CONF_OK {
+        return rc;
+    }
+    guard(NGX_CONF_ERROR, || match signing::sign_zone(cf, &*(child as *const conf::SrvConf)) {
+        Ok(()) => NGX_CONF_OK,
+        Err(message) => {
+            emerg!((*cf).log, "{message}");
+            NGX_CONF_ERROR
+        }
+    })
+}
+
 /// After the stream block: one shared zone for every service's state and
 /// counters (kept across reloads, so counters and health survive them).
 unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
@@ -177,13 +200,14 @@ unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
 }
 
 /// Runs once the whole configuration is parsed (also for `nginx -t` and on
-/// reload, where an error keeps the running configuration).
+/// reload, where an error keeps the running configuration): resolves the
+/// upstreams services read, and signs for the addresses they listen on.
 unsafe extern "C" fn init_core_conf(cycle: *mut ngx_cycle_t, _conf: *mut c_void) -> *mut c_char {
     guard(NGX_CONF_ERROR, || {
         let Some(main) = MainConf::of_cycle(cycle) else {
             return NGX_CONF_OK;
         };
-        match upstream::resolve(cycle, main) {
+        match upstream::resolve(cycle, main).and_then(|()| signing::sign_listen_addresses(cycle, main)) {
             Ok(()) => NGX_CONF_OK,
             Err(message) => {
                 emerg!((*cycle).log, "{message}");
@@ -193,7 +217,8 @@ unsafe extern "C" fn init_core_conf(cycle: *mut ngx_cycle_t, _conf: *mut c_void)
     })
 }
 
-/// In each worker: take over the UDP listeners, then start the tick. The
+/// In each worker: bring old signatures up to date, take over the UDP
+/// listeners, then start the tick. The
 /// cache manager and loader processes run this hook too; they serve no
 /// queries and must not lead the evaluation or probe.
 unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
@@ -208,6 +233,7 @@ unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
         if main.services.is_empty() {
             return NGX_OK as ngx_int_t;
         }
+        signing::refresh_all(main, ngx::ffi::ngx_time() as u64, (*cycle).log);
         fastpath::start(cycle, main);
         tick::start(cycle);
         NGX_OK as ngx_int_t
