@@ -149,14 +149,22 @@ pub unsafe fn sign_listen_addresses(cycle: *mut ngx_cycle_t, main: &MainConf) ->
 fn sign_address(conf: &SrvConf, local: IpAddr) -> Result<(), String> {
     let Some(zone) = conf.zone.as_ref() else { return Ok(()) };
     let mut zone = zone.borrow_mut();
-    match zone.add_signed_address(local) {
-        Ok(()) | Err(DnssecError::NotSigned | DnssecError::FixedAddresses) => Ok(()),
-        Err(e) => Err(format!(
-            "\"dns_service\" {}: DNSSEC: cannot sign for the listen address {local}: {e}; \
-             raise max_addresses of \"dns_dnssec_signing\"",
-            zone.apex()
-        )),
-    }
+    let error = match zone.add_signed_address(local) {
+        Ok(()) | Err(DnssecError::NotSigned | DnssecError::FixedAddresses) => return Ok(()),
+        Err(e) => e,
+    };
+    let staged = &conf.staged;
+    let (directive, place) = match (&staged.dnssec_signing, staged.dnssec_keys.first()) {
+        (Some((_, place)), _) => ("dns_dnssec_signing", place),
+        (None, Some((_, place))) => ("dns_dnssec_key", place),
+        (None, None) => return Err(format!("\"dns_service\" {}: {error}", zone.apex())),
+    };
+    Err(format!(
+        "\"{directive}\": cannot sign for {local}, an address \"dns_service\" {} listens on: {error}; \
+         raise max_addresses of \"dns_dnssec_signing\" {}",
+        zone.apex(),
+        at(place)
+    ))
 }
 
 /// Signs for the interface addresses behind a wildcard `listen`, as many as
