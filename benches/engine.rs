@@ -8,9 +8,9 @@
 
 use ngx_stream_dns_service_module::dns::config::{parse_host, ZoneConfig};
 use ngx_stream_dns_service_module::dns::{keyfile, QueryContext, SigningSettings, Transport, Zone, ZoneKeys};
+use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
-use std::hint::black_box;
 use std::time::Instant;
 
 /// `query` with EDNS and the DO bit.

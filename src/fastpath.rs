@@ -11,9 +11,9 @@
 //! `dns_udp_fast_path off` keeps a server on the session path.
 
 use crate::conf::{MainConf, SrvConf};
-use crate::listen;
 use crate::dns::Transport;
 use crate::health::shared::{DropReason, ServiceSlot, Table};
+use crate::listen;
 use crate::replies::{self, write_control, Control, CONTROL};
 use crate::serve::{self, Outcome};
 use crate::util::{guard, ip_of};

@@ -177,11 +177,13 @@ unsafe extern "C" fn merge_srv_conf(cf: *mut ngx_conf_t, parent: *mut c_void, ch
     if rc != NGX_CONF_OK {
         return rc;
     }
-    guard(NGX_CONF_ERROR, || match signing::sign_zone(cf, &*(child as *const conf::SrvConf)) {
-        Ok(()) => NGX_CONF_OK,
-        Err(message) => {
-            emerg!((*cf).log, "{message}");
-            NGX_CONF_ERROR
+    guard(NGX_CONF_ERROR, || {
+        match signing::sign_zone(cf, &*(child as *const conf::SrvConf)) {
+            Ok(()) => NGX_CONF_OK,
+            Err(message) => {
+                emerg!((*cf).log, "{message}");
+                NGX_CONF_ERROR
+            }
         }
     })
 }

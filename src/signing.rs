@@ -44,7 +44,10 @@ fn now() -> u64 {
 pub unsafe fn sign_zone(cf: *mut ngx_conf_t, conf: &SrvConf) -> Result<(), String> {
     let staged = &conf.staged;
     let Some((first_path, first_at)) = staged.dnssec_keys.first() else {
-        let other = staged.dnssec_published.first().map(|(_, p)| ("dns_dnssec_public_keys", p));
+        let other = staged
+            .dnssec_published
+            .first()
+            .map(|(_, p)| ("dns_dnssec_public_keys", p));
         let other = other.or(staged.dnssec_signing.as_ref().map(|(_, p)| ("dns_dnssec_signing", p)));
         return match other {
             Some((name, place)) => Err(format!("\"{name}\" requires \"dns_dnssec_key\" {}", at(place))),
@@ -81,8 +84,14 @@ pub unsafe fn sign_zone(cf: *mut ngx_conf_t, conf: &SrvConf) -> Result<(), Strin
         published.into_iter().map(|(k, _)| k).collect(),
     )
     .map_err(failed)?;
-    let settings = staged.dnssec_signing.as_ref().map_or_else(SigningSettings::default, |(s, _)| *s);
-    let signed = zone.borrow().sign_for(Arc::new(keys), settings, &[], now()).map_err(failed)?;
+    let settings = staged
+        .dnssec_signing
+        .as_ref()
+        .map_or_else(SigningSettings::default, |(s, _)| *s);
+    let signed = zone
+        .borrow()
+        .sign_for(Arc::new(keys), settings, &[], now())
+        .map_err(failed)?;
     zone.borrow_mut().set_signed(signed).map_err(failed)?;
     for line in log_lines {
         notice!((*cf).log, "{line}");
@@ -119,7 +128,11 @@ fn key_lines(apex: &str, signing: &[(SigningKey, &str)], published: &[(PublicKey
 /// # Safety
 /// `cycle` must be a cycle whose configuration is complete.
 pub unsafe fn sign_listen_addresses(cycle: *mut ngx_cycle_t, main: &MainConf) -> Result<(), String> {
-    if !main.services.iter().any(|&c| (*c).zone.as_ref().is_some_and(|z| z.borrow().signed().is_some())) {
+    if !main
+        .services
+        .iter()
+        .any(|&c| (*c).zone.as_ref().is_some_and(|z| z.borrow().signed().is_some()))
+    {
         return Ok(());
     }
     let listening = &(*cycle).listening;
@@ -131,7 +144,9 @@ pub unsafe fn sign_listen_addresses(cycle: *mut ngx_cycle_t, main: &MainConf) ->
         let addresses = listen::addresses(ls);
         let named: Vec<IpAddr> = addresses.iter().filter_map(|(key, _)| *key).collect();
         for (key, addr_conf) in &addresses {
-            let Some(conf) = listen::service_conf(addr_conf) else { continue };
+            let Some(conf) = listen::service_conf(addr_conf) else {
+                continue;
+            };
             match listen::local_address(ls, *key) {
                 Some(local) => sign_address(conf, local)?,
                 None => wildcards.push((conf, i32::from((*ls.sockaddr).sa_family), named.clone())),
@@ -207,7 +222,9 @@ fn interface_addresses(family: i32) -> Vec<IpAddr> {
             if ifa.ifa_addr.is_null() || i32::from((*ifa.ifa_addr).sa_family) != family {
                 continue;
             }
-            let Some(addr) = crate::util::ip_of(ifa.ifa_addr as *const ngx::ffi::sockaddr) else { continue };
+            let Some(addr) = crate::util::ip_of(ifa.ifa_addr as *const ngx::ffi::sockaddr) else {
+                continue;
+            };
             let link_local = matches!(addr, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80);
             if !link_local && !out.contains(&addr) {
                 out.push(addr);
@@ -226,12 +243,16 @@ fn interface_addresses(family: i32) -> Vec<IpAddr> {
 /// `log` must be null or a live log.
 pub unsafe fn refresh(conf: &SrvConf, now: u64, log: *mut ngx_log_t) {
     let Some(zone) = conf.zone.as_ref() else { return };
-    let Some(due) = zone.try_borrow().ok().and_then(|z| z.next_refresh()) else { return };
+    let Some(due) = zone.try_borrow().ok().and_then(|z| z.next_refresh()) else {
+        return;
+    };
     if now < due.max(conf.dnssec.retry_at.get()) {
         return;
     }
     let Ok(mut zone) = zone.try_borrow_mut() else { return };
-    let Some(resigned) = zone.signed().map(|signed| signed.resign(now)) else { return };
+    let Some(resigned) = zone.signed().map(|signed| signed.resign(now)) else {
+        return;
+    };
     match resigned.and_then(|signed| zone.set_signed(signed)) {
         Ok(_) => {
             let (inception, expiration) = zone.signed().map_or((0, 0), |s| s.validity());
@@ -270,11 +291,18 @@ pub unsafe fn refresh_all(main: &MainConf, now: u64, log: *mut ngx_log_t) {
 /// `log` must be null or a live log.
 pub unsafe fn report(conf: &SrvConf, served: &Served, log: *mut ngx_log_t) {
     let Some(new) = served.new_address else { return };
-    let apex = conf.zone.as_ref().and_then(|z| z.try_borrow().ok()).map(|z| z.apex().to_string());
+    let apex = conf
+        .zone
+        .as_ref()
+        .and_then(|z| z.try_borrow().ok())
+        .map(|z| z.apex().to_string());
     let apex = apex.unwrap_or_default();
     match new {
         NewAddress::Signed(local) => {
-            info!(log, "dns_service {apex}: DNSSEC: signed for the new local address {local}");
+            info!(
+                log,
+                "dns_service {apex}: DNSSEC: signed for the new local address {local}"
+            );
         }
         NewAddress::TableFull(local, size) => {
             if !conf.dnssec.table_full_logged.replace(true) {
@@ -287,7 +315,10 @@ pub unsafe fn report(conf: &SrvConf, served: &Served, log: *mut ngx_log_t) {
             }
         }
         NewAddress::Failed(local) => {
-            warning!(log, "dns_service {apex}: DNSSEC: signing for the local address {local} failed");
+            warning!(
+                log,
+                "dns_service {apex}: DNSSEC: signing for the local address {local} failed"
+            );
         }
     }
 }
