@@ -2,19 +2,24 @@
 //! start each part. The shared object holds three nginx modules:
 //! - `ngx_stream_dns_service_module`: the responder and its directives;
 //! - `ngx_http_dns_service_status_module`: the `dns_service_status` handler;
-//! - `ngx_dns_service_module`: a core module whose only job is to resolve
-//!   `dns_load_upstream` names once the whole configuration (http and stream
-//!   blocks, in any order) has been read, so `nginx -t` rejects bad names.
+//! - `ngx_dns_service_module`: a core module that runs once the whole
+//!   configuration (http and stream blocks, in any order) has been read:
+//!   it resolves `dns_load_upstream` names, so `nginx -t` rejects bad ones,
+//!   and signs for the addresses DNSSEC services listen on.
 //!
 //! Where a query goes:
 //!
 //! ```text
 //!  configuration   directives ──► conf (Staged ─merge─► SrvConf + Zone templates)
+//!                                  └─► signing::sign_zone (keys, signed templates)
 //!                  postconfiguration ──► shm (one shared table: state, counters)
+//!                  whole configuration ──► upstream::resolve, signing (listen addresses)
 //!
-//!  each worker     init_process ──► fastpath::start  (takes over UDP listeners)
+//!  each worker     init_process ──► signing::refresh_all (signatures due)
+//!                               ├─► fastpath::start  (takes over UDP listeners)
 //!                               └─► tick::start      (leader reads load sources,
-//!                                                     publishes the shedding shape)
+//!                                                     publishes the shedding shape;
+//!                                                     every worker re-signs when due)
 //!
 //!  UDP datagram ──► fastpath (recvmmsg batch) ──┐
 //!  UDP session  ──► session (content handler) ──┼──► serve::Service::answer ──► send now,
