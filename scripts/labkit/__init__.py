@@ -7,8 +7,11 @@ Modules, from the wire up:
                (and relays), the network namespace, the nginx build
   resolvers    Unbound, BIND 9, PowerDNS Recursor, Knot Resolver
   analysis     shares, latencies and time bins from the driver's records
+  dnssec       the signed chain: signed root and parent, keyed hosts,
+               validating resolvers (experiment "dnssec")
   experiments  the Lab: set-up, the module's defaults, every experiment
-  report       docs/lab.md and docs/lab-share.svg from results.json
+  report       docs/lab.md and docs/lab-share.svg from results.json (and
+               docs/lab-dnssec.md)
 """
 
 import os

@@ -10,6 +10,7 @@ import threading
 import time
 
 from .analysis import bins, counter_delta, counters, failover_summary, summarize
+from .dnssec import exp_dnssec
 from .dnswire import ask, drive
 from .procs import log, stop_many, timer
 from .resolvers import RESOLVERS
@@ -355,4 +356,5 @@ EXPERIMENTS = {
     "drain": Lab.exp_drain,
     "gating": Lab.exp_gating,
     "distance": Lab.exp_distance,
+    "dnssec": exp_dnssec,
 }

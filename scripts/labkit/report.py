@@ -6,6 +6,7 @@ docs/lab-share.svg, both written from results.json alone.
 import os
 import textwrap
 
+from . import dnssec
 from .dnswire import CLIENT_TIMEOUT
 from .experiments import EXPERIMENTS
 
@@ -448,6 +449,9 @@ quick mode when `DNS_LAB=1` is set.
         f.write("\n".join(md))
     with open(os.path.join(out_dir, "lab-share.svg"), "w") as f:
         f.write(svg(results))
+    if "dnssec" in ex:
+        with open(os.path.join(out_dir, "lab-dnssec.md"), "w") as f:
+            f.write(dnssec.report(results))
     return "\n".join(md)
 
 
