@@ -11,9 +11,8 @@ use crate::dns::tsig;
 use crate::dns::Addresses;
 use crate::dynamic::{self, Dynamic, Level, ParentSettings};
 use crate::health::shared::Table;
-use crate::log::{emerg, log_at, notice, warning};
-use crate::util::{guard, str_bytes};
-use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
+use crate::log::{log_at, notice, warning};
+use crate::util::str_bytes;
 use ngx::ffi::{
     ngx_add_path, ngx_command_t, ngx_conf_t, ngx_cycle, ngx_log_t, ngx_path_t, ngx_pcalloc, ngx_pnalloc, ngx_str_t,
     NGX_LOG_ERR, NGX_LOG_WARN, NGX_OK,
@@ -154,27 +153,10 @@ fn read_keys(path: &str) -> Result<Vec<tsig::Key>, String> {
 // Configuration
 // ---------------------------------------------------------------------------
 
-/// The server's merge (`conf::merge_srv_conf`), then this feature's part:
+/// This feature's part of the server's merge (after `conf::merge_srv_conf`
 /// check the settings, choose the state file, and build the zone with the
 /// addresses the files give at load.
-pub unsafe extern "C" fn merge_srv_conf(cf: *mut ngx_conf_t, parent: *mut c_void, child: *mut c_void) -> *mut c_char {
-    let rc = crate::conf::merge_srv_conf(cf, parent, child);
-    if rc != NGX_CONF_OK {
-        return rc;
-    }
-    guard(NGX_CONF_ERROR, || {
-        let conf = &mut *(child as *mut SrvConf);
-        match merge(cf, conf) {
-            Ok(()) => NGX_CONF_OK,
-            Err(message) => {
-                emerg!((*cf).log, "{message}");
-                NGX_CONF_ERROR
-            }
-        }
-    })
-}
-
-unsafe fn merge(cf: *mut ngx_conf_t, conf: &mut SrvConf) -> Result<(), String> {
+pub unsafe fn merge(cf: *mut ngx_conf_t, conf: &mut SrvConf) -> Result<(), String> {
     if conf.zone.is_none() {
         // Without dns_service the merge has already said so.
         return Ok(());
@@ -193,7 +175,9 @@ unsafe fn merge(cf: *mut ngx_conf_t, conf: &mut SrvConf) -> Result<(), String> {
 /// Checks the settings, chooses the state file, and builds the zone with
 /// the addresses the files give at load.
 unsafe fn build(cf: *mut ngx_conf_t, conf: &mut SrvConf, at: &str) -> Result<(), String> {
-    let Some(zone) = conf.zone.as_ref() else { return Ok(()) };
+    let Some(zone) = conf.zone.as_ref().map(|z| z.borrow().clone()) else {
+        return Ok(());
+    };
     let staged = std::mem::take(&mut conf.staged.dynamic);
     let apex = zone.apex().to_string();
     let configured = zone.config().addresses.clone();
@@ -240,7 +224,7 @@ unsafe fn build(cf: *mut ngx_conf_t, conf: &mut SrvConf, at: &str) -> Result<(),
         let rebuilt = zone
             .with_addresses(want, now)
             .map_err(|e| format!("dns_service {apex}: the saved or file addresses cannot be served: {e}{at}"))?;
-        conf.zone = Some(rebuilt);
+        conf.zone = Some(std::cell::RefCell::new(rebuilt));
     }
     conf.dynamic = Some(d);
     Ok(())
@@ -251,10 +235,10 @@ unsafe fn build(cf: *mut ngx_conf_t, conf: &mut SrvConf, at: &str) -> Result<(),
 /// answering with its configured addresses).
 unsafe fn same_as_other_servers(cf: *mut ngx_conf_t, conf: &SrvConf, at: &str) -> Result<(), String> {
     let main = MainConf::of_conf(cf);
-    let apex = conf.zone.as_ref().map(|z| z.apex());
+    let apex = conf.zone.as_ref().map(|z| z.borrow().apex().clone());
     for &other in &main.services {
         let other = &*other;
-        if std::ptr::eq(other, conf) || other.zone.as_ref().map(|z| z.apex()) != apex {
+        if std::ptr::eq(other, conf) || other.zone.as_ref().map(|z| z.borrow().apex().clone()) != apex {
             continue;
         }
         if !Dynamic::same_sources(conf.dynamic.as_ref(), other.dynamic.as_ref()) {
@@ -326,11 +310,12 @@ pub unsafe fn refresh(conf: *mut SrvConf, table: &Table, log: *mut ngx_log_t) {
     d.built.set(published.version);
     let want = d.addresses_for(Some(&published.state));
     let Some(zone) = conf.zone.as_ref() else { return };
-    if zone.config().addresses == want {
+    if zone.borrow().config().addresses == want {
         return;
     }
-    match zone.with_addresses(want, ngx::ffi::ngx_time() as u64) {
-        Ok(rebuilt) => conf.zone = Some(rebuilt),
+    let rebuilt = zone.borrow().with_addresses(want, ngx::ffi::ngx_time() as u64);
+    match rebuilt {
+        Ok(rebuilt) => *zone.borrow_mut() = rebuilt,
         Err(e) => log_at!(
             NGX_LOG_ERR,
             log,

@@ -10,7 +10,7 @@
 
 use crate::dns::config::{Addresses, ConfigError, ZoneConfig};
 use crate::dns::cookie::CookieSecrets;
-use crate::dns::{Name, QueryContext, Transport, Zone};
+use crate::dns::{Name, QueryContext, SigningSettings, Transport, Zone};
 use crate::health::policy::{Policy, Silence};
 use crate::health::settings::{FileSettings, HostSource, ProbeSettings};
 use crate::health::shared::Table;
@@ -25,7 +25,7 @@ use ngx::ffi::{
     ngx_stream_core_module, ngx_stream_core_srv_conf_t, ngx_stream_module, ngx_stream_session_t,
     ngx_stream_upstream_main_conf_t, ngx_stream_upstream_module, ngx_stream_upstream_srv_conf_t,
 };
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_void};
 use std::net::IpAddr;
 use std::ptr;
@@ -88,14 +88,21 @@ pub struct Staged {
     pub cookie_file: Option<(String, CookieSecrets)>,
     /// Address file, map, UPDATE keys, state file, parent glue.
     pub dynamic: crate::dynamic::Staged,
+    /// `dns_dnssec_key`: the key files (full paths) and where each was given.
+    pub dnssec_keys: Vec<(String, Place)>,
+    /// `dns_dnssec_public_keys`: other signers' public key files.
+    pub dnssec_published: Vec<(String, Place)>,
+    pub dnssec_signing: Option<(SigningSettings, Place)>,
 }
 
 /// Per-server configuration.
 #[derive(Default)]
 pub struct SrvConf {
     pub staged: Staged,
-    /// The built zone; `Some` exactly when this server answers DNS.
-    pub zone: Option<Zone>,
+    /// The built zone; `Some` exactly when this server answers DNS. Each
+    /// worker has its own copy after the fork and changes its signatures
+    /// (see `serve::Service::zone`).
+    pub zone: Option<RefCell<Zone>>,
     /// How queries are decided (rate limit, silence, delay queue).
     pub serve: Option<serve::Settings>,
     /// Load and health settings in effect (after merge).
@@ -113,6 +120,18 @@ pub struct SrvConf {
     /// Addresses that change while running (see `addresses`); `None` when
     /// no such directive is given.
     pub dynamic: Option<crate::dynamic::Dynamic>,
+    /// DNSSEC upkeep in this worker (see `signing`).
+    pub dnssec: DnssecUpkeep,
+}
+
+/// What a worker remembers about keeping its signatures fresh.
+#[derive(Default)]
+pub struct DnssecUpkeep {
+    /// A failed re-signing is tried again at this time (seconds since the
+    /// epoch), not on every tick.
+    pub retry_at: Cell<u64>,
+    /// The full table of signed addresses was logged (once per worker).
+    pub table_full_logged: Cell<bool>,
 }
 
 /// `dns_load_upstream`: an upstream whose shared peer state is a load source.
@@ -491,7 +510,7 @@ fn merge(conf: &mut SrvConf) -> Result<(), String> {
         return Ok(());
     };
     let zone = build_zone(staged, apex, &at)?;
-    conf.zone = Some(zone);
+    conf.zone = Some(RefCell::new(zone));
     conf.fast_path = staged.udp_fast_path.unwrap_or(true);
     conf.cookies_on = staged.cookies.unwrap_or(true);
     conf.cookie_secrets = if conf.cookies_on {

@@ -6,6 +6,7 @@
 use crate::conf::{Place, SoaTimers, SrvConf, UpstreamKind, UpstreamSettings};
 use crate::dns::config::{self, ConfigError, NsidSetting};
 use crate::dns::cookie;
+use crate::dns::SigningSettings;
 use crate::health::policy::Silence;
 use crate::health::settings::{self, SettingError};
 use crate::serve::RateLimit;
@@ -439,6 +440,78 @@ pub unsafe extern "C" fn set_udp_fast_path(
     directive(cf, cmd, conf, |conf, args, _| {
         once(&conf.staged.udp_fast_path)?;
         conf.staged.udp_fast_path = Some(on_off(args[0])?);
+        Ok(())
+    })
+}
+
+/// A file name as given, or relative to the directory of the main
+/// configuration file (nginx's configuration prefix), as `ssl_certificate`
+/// and `include` take it.
+unsafe fn full_path(cf: *mut ngx_conf_t, name: &str) -> String {
+    if name.starts_with('/') {
+        return name.to_string();
+    }
+    let prefix = String::from_utf8_lossy(str_bytes(&(*(*cf).cycle).conf_prefix));
+    format!("{prefix}{name}")
+}
+
+/// `dns_dnssec_key`: one more signing key. The files are read when the
+/// server's configuration is merged, once `dns_service` names the zone.
+pub unsafe extern "C" fn set_dnssec_key(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    let at = place(cf);
+    directive(cf, cmd, conf, |conf, args, _| {
+        let path = full_path(cf, args[0]);
+        if conf.staged.dnssec_keys.iter().any(|(p, _)| *p == path) {
+            return Err(DirectiveError::Duplicate);
+        }
+        conf.staged.dnssec_keys.push((path, at));
+        Ok(())
+    })
+}
+
+/// `dns_dnssec_public_keys`: public keys of the other signers (RFC 8901
+/// model 2), published in the DNSKEY RRset; repeatable.
+pub unsafe extern "C" fn set_dnssec_public_keys(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    let at = place(cf);
+    directive(cf, cmd, conf, |conf, args, _| {
+        for arg in args {
+            conf.staged.dnssec_published.push((full_path(cf, arg), at.clone()));
+        }
+        Ok(())
+    })
+}
+
+pub unsafe extern "C" fn set_dnssec_signing(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    let at = place(cf);
+    directive(cf, cmd, conf, |conf, args, _| {
+        once(&conf.staged.dnssec_signing)?;
+        let settings = SigningSettings::parse(args.iter().copied()).map_err(|e| {
+            // Name the value whose removal alone makes the rest valid; a
+            // conflict between values (refresh not below the validity)
+            // names them all.
+            let without = |i: usize| args.iter().enumerate().filter(move |(j, _)| *j != i).map(|(_, a)| *a);
+            let culprits: Vec<&str> = (0..args.len())
+                .filter(|&i| SigningSettings::parse(without(i)).is_ok())
+                .map(|i| args[i])
+                .collect();
+            match culprits.as_slice() {
+                [one] => invalid(one)(e),
+                _ => invalid(&args.join(" "))(e),
+            }
+        })?;
+        conf.staged.dnssec_signing = Some((settings, at));
         Ok(())
     })
 }

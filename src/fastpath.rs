@@ -13,13 +13,13 @@
 use crate::conf::{MainConf, SrvConf};
 use crate::dns::Transport;
 use crate::health::shared::{DropReason, ServiceSlot, Table};
+use crate::listen;
 use crate::replies::{self, write_control, Control, CONTROL};
 use crate::serve::{self, Outcome};
 use crate::util::{guard, ip_of};
 use ngx::ffi::{
     ngx_add_timer, ngx_connection_t, ngx_cycle_t, ngx_event_t, ngx_listening_t, ngx_log_t, ngx_msec_t,
-    ngx_stream_core_srv_conf_t, ngx_stream_in6_addr_t, ngx_stream_in_addr_t, ngx_stream_init_connection,
-    ngx_stream_port_t,
+    ngx_stream_core_srv_conf_t,
 };
 use std::ffi::c_void;
 use std::mem::{size_of, zeroed};
@@ -90,8 +90,8 @@ unsafe fn service_of(cscf: *mut ngx_stream_core_srv_conf_t) -> Result<*const Srv
     Ok(conf as *const SrvConf)
 }
 
-#[cfg(ngx_stream_virtual_servers)]
 unsafe fn addr_service(conf: &ngx::ffi::ngx_stream_addr_conf_t) -> Result<*const SrvConf, NotHere> {
+    #[cfg(ngx_stream_virtual_servers)]
     if !conf.virtual_names.is_null() {
         // Several servers by name on one address: not for this path.
         return Err(NotHere::Other);
@@ -101,45 +101,20 @@ unsafe fn addr_service(conf: &ngx::ffi::ngx_stream_addr_conf_t) -> Result<*const
     if conf.proxy_protocol() != 0 {
         return Err(NotHere::Needs("proxy_protocol"));
     }
-    service_of(conf.default_server)
-}
-
-#[cfg(not(ngx_stream_virtual_servers))]
-unsafe fn addr_service(conf: &ngx::ffi::ngx_stream_addr_conf_t) -> Result<*const SrvConf, NotHere> {
-    if conf.ctx.is_null() {
-        return Err(NotHere::Other);
-    }
-    if conf.proxy_protocol() != 0 {
-        return Err(NotHere::Needs("proxy_protocol"));
-    }
-    service_of(crate::conf::core_srv_conf_of_ctx(conf.ctx))
+    service_of(listen::default_server(conf))
 }
 
 /// The services behind a stream UDP listening socket, if every address on
 /// it belongs to a DNS service that allows the fast path.
 unsafe fn services_of(ls: &ngx_listening_t) -> Result<Vec<(Option<IpAddr>, *const SrvConf)>, NotHere> {
-    let port = ls.servers as *const ngx_stream_port_t;
-    if port.is_null() || (*port).naddrs == 0 {
+    let addresses = listen::addresses(ls);
+    if addresses.is_empty() {
         return Err(NotHere::Other);
     }
-    let n = (*port).naddrs;
-    let mut out = Vec::with_capacity(n);
-    let family = i32::from((*ls.sockaddr).sa_family);
-    for i in 0..n {
-        let (addr, conf) = if family == libc::AF_INET6 {
-            let a = &*((*port).addrs as *const ngx_stream_in6_addr_t).add(i);
-            (IpAddr::from(a.addr6.__in6_u.__u6_addr8), &a.conf)
-        } else {
-            let a = &*((*port).addrs as *const ngx_stream_in_addr_t).add(i);
-            (IpAddr::from(u32::from_be(a.addr).to_be_bytes()), &a.conf)
-        };
-        let service = addr_service(conf)?;
-        // As in nginx's stream dispatch, the last address of a port with
-        // several is the wildcard that takes the rest.
-        let key = if n > 1 && i + 1 < n { Some(addr) } else { None };
-        out.push((key, service));
-    }
-    Ok(out)
+    addresses
+        .into_iter()
+        .map(|(key, conf)| Ok((key, addr_service(conf)?)))
+        .collect()
 }
 
 /// Takes over this worker's DNS UDP listening sockets (from the module's
@@ -149,8 +124,7 @@ pub unsafe fn start(cycle: *mut ngx_cycle_t, main: &MainConf) {
     let listening = &(*cycle).listening;
     let all = std::slice::from_raw_parts(listening.elts as *mut ngx_listening_t, listening.nelts);
     for ls in all {
-        let stream_listener = ls.handler.map(|h| h as usize) == Some(ngx_stream_init_connection as *const () as usize);
-        if ls.type_ != libc::SOCK_DGRAM || ls.connection.is_null() || !stream_listener {
+        if ls.type_ != libc::SOCK_DGRAM || ls.connection.is_null() || !listen::is_stream(ls) {
             continue;
         }
         let services = match services_of(ls) {
@@ -308,6 +282,7 @@ unsafe fn serve(l: &Listener) {
             let qctx = conf.query_context(Transport::Udp, local, client, now);
             let out = &mut b.output[replies];
             let served = service.answer(&b.input[i][..len], &qctx, out, serve::held_back(), None);
+            crate::signing::report(conf, &served, l.log);
             if debug {
                 crate::log::debug!(l.log, "{}", served.log_line(&service, false, client));
             }

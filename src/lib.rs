@@ -21,6 +21,9 @@
 //! - `util`, `log`: panic containment, nginx strings and addresses, logging;
 //! - `conf`: configuration types, create/merge, the `ctx_index` accessors;
 //! - `directives`: the directive handlers;
+//! - `listen`: the stream listening sockets and the servers behind them;
+//! - `signing`: DNSSEC keys and signatures at configuration time, address
+//!   signatures on demand, and the re-signing each worker does;
 //! - `shm`: the shared zone holding the table;
 //! - `replies`: the worker's own descriptors for delayed UDP replies;
 //! - `tcp`, `session`: TCP framing and pipelining; the stream content
@@ -53,6 +56,8 @@ mod directives;
 #[cfg(all(feature = "module", not(test)))]
 mod fastpath;
 #[cfg(all(feature = "module", not(test)))]
+mod listen;
+#[cfg(all(feature = "module", not(test)))]
 mod log;
 #[cfg(all(feature = "module", not(test)))]
 mod module;
@@ -66,6 +71,8 @@ mod replies;
 mod session;
 #[cfg(all(feature = "module", not(test)))]
 mod shm;
+#[cfg(all(feature = "module", not(test)))]
+mod signing;
 #[cfg(all(feature = "module", not(test)))]
 mod status;
 #[cfg(all(feature = "module", not(test)))]

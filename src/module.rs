@@ -2,19 +2,24 @@
 //! start each part. The shared object holds three nginx modules:
 //! - `ngx_stream_dns_service_module`: the responder and its directives;
 //! - `ngx_http_dns_service_status_module`: the `dns_service_status` handler;
-//! - `ngx_dns_service_module`: a core module whose only job is to resolve
-//!   `dns_load_upstream` names once the whole configuration (http and stream
-//!   blocks, in any order) has been read, so `nginx -t` rejects bad names.
+//! - `ngx_dns_service_module`: a core module that runs once the whole
+//!   configuration (http and stream blocks, in any order) has been read:
+//!   it resolves `dns_load_upstream` names, so `nginx -t` rejects bad ones,
+//!   and signs for the addresses DNSSEC services listen on.
 //!
 //! Where a query goes:
 //!
 //! ```text
 //!  configuration   directives ──► conf (Staged ─merge─► SrvConf + Zone templates)
+//!                                  └─► signing::sign_zone (keys, signed templates)
 //!                  postconfiguration ──► shm (one shared table: state, counters)
+//!                  whole configuration ──► upstream::resolve, signing (listen addresses)
 //!
-//!  each worker     init_process ──► fastpath::start  (takes over UDP listeners)
+//!  each worker     init_process ──► signing::refresh_all (signatures due)
+//!                               ├─► fastpath::start  (takes over UDP listeners)
 //!                               └─► tick::start      (leader reads load sources,
 //!                                                     publishes the shedding shape;
+//!                                                     every worker re-signs when due;
 //!                                                     addresses: rebuild templates on
 //!                                                     a new shared version, leader reads
 //!                                                     the address file, pushes glue)
@@ -29,7 +34,7 @@
 use crate::conf::{self, MainConf};
 use crate::log::emerg;
 use crate::util::guard;
-use crate::{addresses, directives, fastpath, replies, session, shm, status, tick, upstream, variables};
+use crate::{addresses, directives, fastpath, replies, session, shm, signing, status, tick, upstream, variables};
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::ffi::{
     ngx_command_t, ngx_conf_t, ngx_core_module_t, ngx_cycle_t, ngx_http_module_t, ngx_int_t, ngx_module_t, ngx_str_t,
@@ -59,7 +64,7 @@ macro_rules! command {
     };
 }
 
-static mut STREAM_COMMANDS: [ngx_command_t; 28] = [
+static mut STREAM_COMMANDS: [ngx_command_t; 31] = [
     command!("dns_service", NGX_CONF_TAKE1, set_service),
     command!("dns_nameservers", NGX_CONF_1MORE, directives::set_nameservers),
     command!("dns_address", NGX_CONF_1MORE, directives::set_address),
@@ -86,6 +91,13 @@ static mut STREAM_COMMANDS: [ngx_command_t; 28] = [
     command!("dns_cookies", NGX_CONF_TAKE1, directives::set_cookies),
     command!("dns_cookie_secret", NGX_CONF_TAKE1, directives::set_cookie_secret),
     command!("dns_rate_limit", NGX_CONF_TAKE12, directives::set_rate_limit),
+    command!("dns_dnssec_key", NGX_CONF_TAKE1, directives::set_dnssec_key),
+    command!(
+        "dns_dnssec_public_keys",
+        NGX_CONF_1MORE,
+        directives::set_dnssec_public_keys
+    ),
+    command!("dns_dnssec_signing", NGX_CONF_1MORE, directives::set_dnssec_signing),
     // Addresses that change while running (see `addresses`).
     command!("dns_address_file", NGX_CONF_TAKE1, addresses::set_address_file),
     command!("dns_address_map", NGX_CONF_1MORE, addresses::set_address_map),
@@ -101,8 +113,7 @@ static STREAM_CTX: ngx_stream_module_t = ngx_stream_module_t {
     create_main_conf: Some(conf::create_main_conf),
     init_main_conf: None,
     create_srv_conf: Some(conf::create_srv_conf),
-    // The server's merge, then the dynamic addresses' step.
-    merge_srv_conf: Some(addresses::merge_srv_conf),
+    merge_srv_conf: Some(merge_srv_conf),
 };
 
 #[no_mangle]
@@ -174,6 +185,27 @@ unsafe extern "C" fn set_service(cf: *mut ngx_conf_t, cmd: *mut ngx_command_t, c
     rc
 }
 
+/// A server's configuration is merged into its zone, which is then signed
+/// when the server has DNSSEC keys.
+unsafe extern "C" fn merge_srv_conf(cf: *mut ngx_conf_t, parent: *mut c_void, child: *mut c_void) -> *mut c_char {
+    let rc = conf::merge_srv_conf(cf, parent, child);
+    if rc != NGX_CONF_OK {
+        return rc;
+    }
+    guard(NGX_CONF_ERROR, || {
+        // Sign first: the address step re-signs for the first address set
+        // it finds (an address file, a saved state).
+        let conf = &mut *(child as *mut conf::SrvConf);
+        match signing::sign_zone(cf, conf).and_then(|()| addresses::merge(cf, conf)) {
+            Ok(()) => NGX_CONF_OK,
+            Err(message) => {
+                emerg!((*cf).log, "{message}");
+                NGX_CONF_ERROR
+            }
+        }
+    })
+}
+
 /// After the stream block: one shared zone for every service's state and
 /// counters (kept across reloads, so counters and health survive them).
 unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
@@ -188,13 +220,14 @@ unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
 }
 
 /// Runs once the whole configuration is parsed (also for `nginx -t` and on
-/// reload, where an error keeps the running configuration).
+/// reload, where an error keeps the running configuration): resolves the
+/// upstreams services read, and signs for the addresses they listen on.
 unsafe extern "C" fn init_core_conf(cycle: *mut ngx_cycle_t, _conf: *mut c_void) -> *mut c_char {
     guard(NGX_CONF_ERROR, || {
         let Some(main) = MainConf::of_cycle(cycle) else {
             return NGX_CONF_OK;
         };
-        match upstream::resolve(cycle, main) {
+        match upstream::resolve(cycle, main).and_then(|()| signing::sign_listen_addresses(cycle, main)) {
             Ok(()) => NGX_CONF_OK,
             Err(message) => {
                 emerg!((*cycle).log, "{message}");
@@ -204,7 +237,8 @@ unsafe extern "C" fn init_core_conf(cycle: *mut ngx_cycle_t, _conf: *mut c_void)
     })
 }
 
-/// In each worker: take over the UDP listeners, then start the tick. The
+/// In each worker: bring old signatures up to date, take over the UDP
+/// listeners, then start the tick. The
 /// cache manager and loader processes run this hook too; they serve no
 /// queries and must not lead the evaluation or probe.
 unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
@@ -219,6 +253,7 @@ unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
         if main.services.is_empty() {
             return NGX_OK as ngx_int_t;
         }
+        signing::refresh_all(main, ngx::ffi::ngx_time() as u64, (*cycle).log);
         fastpath::start(cycle, main);
         tick::start(cycle);
         NGX_OK as ngx_int_t

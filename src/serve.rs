@@ -12,13 +12,19 @@
 //! shared table and how many answers this worker already holds back, and
 //! sends (or schedules) what the `Outcome` says. `Reason` says why, for the
 //! debug log and the `$dns_action` variable.
+//!
+//! A signed zone with `dns_address auto` has signatures for the local
+//! addresses known at start; a DNSSEC query that arrives on another one is
+//! the only time a query changes the zone: its address RRset is signed
+//! once, and the query answered again (`NewAddress` says what happened).
 
 use crate::dns::zone::{peek_question, CookieStatus};
-use crate::dns::{Answered, QueryContext, Transport, Zone};
+use crate::dns::{Answered, DnssecError, QueryContext, Transport, Zone};
 use crate::dynamic::Dynamic;
 use crate::health::policy::{decide, Action, Shape, Silence};
 use crate::health::rrl::{self, Limit};
 use crate::health::shared::{DropReason, ServiceSlot, Table};
+use std::cell::RefCell;
 use std::fmt::Display;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -172,11 +178,25 @@ impl ActionTaken {
     }
 }
 
+/// A DNSSEC query arrived on a local address the signed zone had no
+/// signatures for (`dns_address auto`): what signing for it did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NewAddress {
+    /// Signed: this query and every later one on the address are answered.
+    Signed(IpAddr),
+    /// The table of signed addresses is full (its size): SERVFAIL.
+    TableFull(IpAddr, usize),
+    /// Signing failed: SERVFAIL.
+    Failed(IpAddr),
+}
+
 /// A decided query: what to do, and why.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Served {
     pub outcome: Outcome,
     pub reason: Reason,
+    /// Set when the query made the zone sign for a new local address.
+    pub new_address: Option<NewAddress>,
 }
 
 impl Served {
@@ -184,7 +204,7 @@ impl Served {
     pub fn log_line<'a>(&'a self, service: &'a Service<'_>, tcp: bool, client: Option<IpAddr>) -> impl Display + 'a {
         LogLine {
             served: self,
-            apex: service.zone.apex(),
+            zone: service.zone,
             shared: service.shared.map(|s| s.slot()),
             tcp,
             client,
@@ -194,7 +214,7 @@ impl Served {
 
 struct LogLine<'a> {
     served: &'a Served,
-    apex: &'a crate::dns::Name,
+    zone: &'a RefCell<Zone>,
     shared: Option<&'a ServiceSlot>,
     tcp: bool,
     client: Option<IpAddr>,
@@ -203,7 +223,10 @@ struct LogLine<'a> {
 impl Display for LogLine<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let transport = if self.tcp { "TCP" } else { "UDP" };
-        write!(f, "dns_service {}: {transport} query", self.apex)?;
+        match self.zone.try_borrow() {
+            Ok(zone) => write!(f, "dns_service {}: {transport} query", zone.apex())?,
+            Err(_) => write!(f, "dns_service: {transport} query")?,
+        }
         if let Some(client) = self.client {
             write!(f, " from {client}")?;
         }
@@ -275,7 +298,10 @@ impl LastQuery {
 /// One service as a query sees it.
 #[derive(Clone, Copy)]
 pub struct Service<'a> {
-    pub zone: &'a Zone,
+    /// The zone. Queries only read it, except to sign for a new local
+    /// address (see `respond`); the worker's re-signing timer replaces its
+    /// signatures between queries. No borrow outlives a call.
+    pub zone: &'a RefCell<Zone>,
     pub settings: &'a Settings,
     /// `None` only when the shared table could not be set up.
     pub shared: Option<Shared<'a>>,
@@ -284,6 +310,18 @@ pub struct Service<'a> {
 }
 
 impl Service<'_> {
+    /// The largest response the zone can make (signed, if it is): the room
+    /// a TCP answer needs.
+    pub fn max_response_len(&self) -> usize {
+        // Room for changed addresses and TSIG records too.
+        let extra = self.dynamic.map_or(0, Dynamic::headroom);
+        self.zone
+            .try_borrow()
+            .map_or(crate::dns::wire::MAX_MESSAGE_LEN, |zone| {
+                zone.max_response_len() + extra
+            })
+    }
+
     /// Answers `msg` into `out` and applies rate limiting and the shedding
     /// policy. `waiting` is how many answers this worker already holds back
     /// for a delay. Counts everything in the shared slot; records the query
@@ -302,15 +340,20 @@ impl Service<'_> {
         let qctx = match self.dynamic {
             Some(dynamic) => {
                 mapped = dynamic.map_context(qctx);
-                if let Some(handled) = dynamic.handle(self.zone, self.address_slot(), msg, &mapped, out) {
+                let handled = match self.zone.try_borrow() {
+                    Ok(zone) => dynamic.handle(&zone, self.address_slot(), msg, &mapped, out),
+                    Err(_) => None,
+                };
+                if let Some(handled) = handled {
                     return self.managed(msg, handled, qctx.transport == Transport::Tcp, last);
                 }
                 &mapped
             }
             None => qctx,
         };
-        let answered = self.zone.respond(msg, qctx, out);
-        let (served, rcode) = self.decide(msg, qctx, out, waiting, answered);
+        let (answered, new_address) = self.respond(msg, qctx, out);
+        let (mut served, rcode) = self.decide(msg, qctx, out, waiting, answered);
+        served.new_address = new_address;
         if let Some(last) = last {
             last.record(msg, answered, served, rcode);
             if let Some(shared) = self.shared {
@@ -319,12 +362,6 @@ impl Service<'_> {
             }
         }
         served
-    }
-
-    /// Size of the largest response this service can send: its zone's,
-    /// plus room for changed addresses and TSIG records.
-    pub fn max_response_len(&self) -> usize {
-        self.zone.max_response_len() + self.dynamic.map_or(0, Dynamic::headroom)
     }
 
     fn address_slot(&self) -> Option<&crate::health::address_slot::AddressSlot> {
@@ -337,11 +374,13 @@ impl Service<'_> {
             Served {
                 outcome: Outcome::Send(h.len),
                 reason: Reason::Managed,
+                new_address: None,
             }
         } else {
             Served {
                 outcome: Outcome::Nothing,
                 reason: Reason::Unanswerable,
+                new_address: None,
             }
         };
         // Signed queries count as queries; UPDATEs have their own counters.
@@ -357,6 +396,31 @@ impl Service<'_> {
         served
     }
 
+    /// The zone's response to `msg`. A DNSSEC query on a local address
+    /// the zone has no signatures for yet makes it sign for the address
+    /// (once per address, in a table of `max_addresses`) and is answered
+    /// again; only the second answer is decided and counted.
+    fn respond(&self, msg: &[u8], qctx: &QueryContext<'_>, out: &mut [u8]) -> (Option<Answered>, Option<NewAddress>) {
+        let respond = |out: &mut [u8]| self.zone.try_borrow().ok()?.respond(msg, qctx, out);
+        let answered = respond(out);
+        let Some(local) = answered.and_then(|a| a.missing_signatures) else {
+            return (answered, None);
+        };
+        let Ok(mut zone) = self.zone.try_borrow_mut() else {
+            return (answered, None);
+        };
+        let new = match zone.add_signed_address(local) {
+            Ok(()) => NewAddress::Signed(local),
+            Err(DnssecError::TableFull(size)) => NewAddress::TableFull(local, size),
+            Err(_) => NewAddress::Failed(local),
+        };
+        drop(zone);
+        match new {
+            NewAddress::Signed(_) => (respond(out), Some(new)),
+            _ => (answered, Some(new)),
+        }
+    }
+
     /// The decision itself; also returns the rcode of what is sent.
     fn decide(
         &self,
@@ -366,8 +430,14 @@ impl Service<'_> {
         waiting: usize,
         answered: Option<Answered>,
     ) -> (Served, Option<u16>) {
-        let (zone, settings) = (self.zone, self.settings);
-        let served = |outcome, reason| Served { outcome, reason };
+        let settings = self.settings;
+        let served = |outcome, reason| Served {
+            outcome,
+            reason,
+            new_address: None,
+        };
+        // For REFUSED and slips, which are never signed.
+        let zone = self.zone.try_borrow().ok();
         let Some(shared) = self.shared else {
             // No shared table (it failed to initialize): answer plainly.
             return match answered {
@@ -397,7 +467,7 @@ impl Service<'_> {
                     // A silent service sends no truncated invitations to
                     // retry: it stays silent, or refuses within the rate.
                     Limit::Slip if !shape.is_silent() => {
-                        return match zone.slip(msg, qctx, out) {
+                        return match zone.as_ref().and_then(|z| z.slip(msg, qctx, out)) {
                             Some(r) => {
                                 counters.slipped.fetch_add(1, Relaxed);
                                 counters.response(r.rcode, true);
@@ -428,7 +498,7 @@ impl Service<'_> {
                 counters.dropped(drop);
                 (served(Outcome::Nothing, reason), None)
             }
-            Action::Refuse => match zone.refuse(msg, qctx, out) {
+            Action::Refuse => match zone.as_ref().and_then(|z| z.refuse(msg, qctx, out)) {
                 Some(r) => {
                     counters.refused_by_policy.fetch_add(1, Relaxed);
                     counters.response(r.rcode, false);
@@ -455,340 +525,4 @@ impl Service<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::dns::config::parse_host;
-    use crate::dns::ZoneConfig;
-    use crate::health::policy::PPM;
-
-    fn zone() -> Zone {
-        let mut c = ZoneConfig::new(parse_host("www.example.com").unwrap());
-        c.nameservers = vec![parse_host("ns1-www.example.com").unwrap()];
-        Zone::build(&c).unwrap()
-    }
-
-    /// A table in zeroed memory, as nginx's shared zone gives it.
-    fn table() -> (Vec<u64>, &'static Table) {
-        let mut memory = vec![0u64; std::mem::size_of::<Table>() / 8 + 1];
-        let table = unsafe { Table::init(memory.as_mut_ptr() as *mut u8, [7; 16], [8; 16]) };
-        (memory, unsafe { &*(table as *const Table) })
-    }
-
-    /// `www.example.com A`, id 0x1234, no EDNS.
-    fn query() -> Vec<u8> {
-        let mut q = vec![0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
-        for label in ["www", "example", "com"] {
-            q.push(label.len() as u8);
-            q.extend_from_slice(label.as_bytes());
-        }
-        q.extend_from_slice(&[0, 0, 1, 0, 1]);
-        q
-    }
-
-    fn udp(random: u32) -> QueryContext<'static> {
-        QueryContext {
-            local_addr: Some("192.0.2.1".parse().unwrap()),
-            client_addr: Some("198.51.100.7".parse().unwrap()),
-            random,
-            now: 1000,
-            ..QueryContext::new(Transport::Udp)
-        }
-    }
-
-    const SETTINGS: Settings = Settings {
-        rate_limit: None,
-        silence: Silence::Refuse,
-        delay_queue: 10,
-    };
-
-    fn set_shape(table: &Table, delay_us: u32, drop_ppm: u32) {
-        table.slots[0].delay_us.store(delay_us, Relaxed);
-        table.slots[0].drop_ppm.store(drop_ppm, Relaxed);
-    }
-
-    fn serve(table: &Table, settings: &Settings, msg: &[u8], qctx: &QueryContext, waiting: usize) -> Served {
-        let zone = zone();
-        let service = Service {
-            zone: &zone,
-            settings,
-            shared: Some(Shared { table, index: 0 }),
-            dynamic: None,
-        };
-        let mut out = [0u8; 512];
-        service.answer(msg, qctx, &mut out, waiting, None)
-    }
-
-    fn rcode_of(zone: &Zone, settings: &Settings, table: &Table, qctx: &QueryContext) -> (Served, u8) {
-        let service = Service {
-            zone,
-            settings,
-            shared: Some(Shared { table, index: 0 }),
-            dynamic: None,
-        };
-        let mut out = [0u8; 512];
-        let served = service.answer(&query(), qctx, &mut out, 0, None);
-        (served, out[3] & 0x0f)
-    }
-
-    #[test]
-    fn a_ready_service_answers_and_counts() {
-        let (_m, table) = table();
-        let served = serve(table, &SETTINGS, &query(), &udp(1), 0);
-        assert!(matches!(served.outcome, Outcome::Send(len) if len > 12));
-        assert_eq!(served.reason, Reason::Answered);
-        let c = &table.slots[0].counters;
-        assert_eq!(c.queries_udp.load(Relaxed), 1);
-        assert_eq!(c.answered.load(Relaxed), 1);
-        assert_eq!(c.rcode[0].load(Relaxed), 1, "NOERROR counted");
-    }
-
-    #[test]
-    fn a_delay_is_applied_until_the_queue_is_full() {
-        let (_m, table) = table();
-        set_shape(table, 200_000, 0);
-        let served = serve(table, &SETTINGS, &query(), &udp(1), 9);
-        assert!(matches!(served.outcome, Outcome::Delay(_, 200)));
-        assert_eq!(served.reason, Reason::Delayed);
-        let full = serve(table, &SETTINGS, &query(), &udp(1), 10);
-        assert_eq!(full.outcome, Outcome::Nothing);
-        assert_eq!(full.reason, Reason::DelayQueueFull);
-        let c = &table.slots[0].counters;
-        assert_eq!(c.delayed.load(Relaxed), 1);
-        assert_eq!(c.dropped[DropReason::DelayQueueFull as usize].load(Relaxed), 1);
-        assert_eq!(c.queries_udp.load(Relaxed), 2);
-    }
-
-    #[test]
-    fn the_drop_probability_drops_by_the_random_draw() {
-        let (_m, table) = table();
-        set_shape(table, 0, PPM / 4);
-        let dropped = serve(table, &SETTINGS, &query(), &udp(PPM / 4 - 1), 0);
-        assert_eq!((dropped.outcome, dropped.reason), (Outcome::Nothing, Reason::Shed));
-        let kept = serve(table, &SETTINGS, &query(), &udp(PPM / 4), 0);
-        assert_eq!(kept.reason, Reason::Answered);
-        assert_eq!(
-            table.slots[0].counters.dropped[DropReason::Shed as usize].load(Relaxed),
-            1
-        );
-    }
-
-    #[test]
-    fn a_silent_service_refuses_or_drops_as_configured() {
-        let (_m, table) = table();
-        set_shape(table, 0, PPM);
-        let zone = zone();
-        let (refused, rcode) = rcode_of(&zone, &SETTINGS, table, &udp(1));
-        assert_eq!(refused.reason, Reason::Refused);
-        assert!(matches!(refused.outcome, Outcome::Send(_)));
-        assert_eq!(rcode, 5, "REFUSED");
-        let drop = Settings {
-            silence: Silence::Drop,
-            ..SETTINGS
-        };
-        let (silent, _) = rcode_of(&zone, &drop, table, &udp(1));
-        assert_eq!((silent.outcome, silent.reason), (Outcome::Nothing, Reason::Silent));
-        let c = &table.slots[0].counters;
-        assert_eq!(c.refused_by_policy.load(Relaxed), 1);
-        assert_eq!(c.dropped[DropReason::Silent as usize].load(Relaxed), 1);
-    }
-
-    #[test]
-    fn the_refuse_probability_refuses_at_once_even_with_dns_silence_drop() {
-        let (_m, table) = table();
-        set_shape(table, 50_000, PPM / 4);
-        table.slots[0].refuse_ppm.store(PPM / 2, Relaxed);
-        let drop = Settings {
-            silence: Silence::Drop,
-            ..SETTINGS
-        };
-        let zone = zone();
-        let (refused, rcode) = rcode_of(&zone, &drop, table, &udp(PPM / 2 - 1));
-        assert_eq!(refused.reason, Reason::ShedRefused);
-        assert!(matches!(refused.outcome, Outcome::Send(_)), "sent at once, not delayed");
-        assert_eq!(rcode, 5, "REFUSED");
-        let (dropped, _) = rcode_of(&zone, &drop, table, &udp(PPM / 2));
-        assert_eq!((dropped.outcome, dropped.reason), (Outcome::Nothing, Reason::Shed));
-        let (delayed, _) = rcode_of(&zone, &drop, table, &udp(PPM * 3 / 4));
-        assert!(matches!(delayed.outcome, Outcome::Delay(_, 50)));
-        let c = &table.slots[0].counters;
-        assert_eq!(c.refused_by_policy.load(Relaxed), 1);
-        assert_eq!(c.rcode[2].load(Relaxed), 1, "REFUSED counted");
-        assert_eq!(ActionTaken::Refused, Reason::ShedRefused.action());
-    }
-
-    #[test]
-    fn responses_and_garbage_are_not_answered() {
-        let (_m, table) = table();
-        let mut response = query();
-        response[2] |= 0x80;
-        let served = serve(table, &SETTINGS, &response, &udp(1), 0);
-        assert_eq!(
-            (served.outcome, served.reason),
-            (Outcome::Nothing, Reason::Unanswerable)
-        );
-        let short = serve(table, &SETTINGS, &[1, 2, 3], &udp(1), 0);
-        assert_eq!(short.reason, Reason::Unanswerable);
-        let c = &table.slots[0].counters;
-        assert_eq!(c.dropped[DropReason::Unanswerable as usize].load(Relaxed), 2);
-        assert_eq!(c.queries_udp.load(Relaxed), 0);
-    }
-
-    #[test]
-    fn the_rate_limit_drops_and_slips_udp_but_not_tcp() {
-        let (_m, table) = table();
-        let limited = Settings {
-            rate_limit: Some(RateLimit { rate: 2, slip: 2 }),
-            ..SETTINGS
-        };
-        let zone = zone();
-        let only: Vec<Reason> = (0..6)
-            .map(|_| rcode_of(&zone, &limited, table, &udp(1)).0.reason)
-            .collect();
-        assert_eq!(
-            only,
-            [
-                Reason::Answered,
-                Reason::Answered,
-                Reason::RateLimited,
-                Reason::Slipped,
-                Reason::RateLimited,
-                Reason::Slipped
-            ]
-        );
-        let c = &table.slots[0].counters;
-        assert_eq!(c.slipped.load(Relaxed), 2);
-        assert_eq!(c.dropped[DropReason::RateLimited as usize].load(Relaxed), 2);
-        let tcp = QueryContext {
-            transport: Transport::Tcp,
-            ..udp(1)
-        };
-        let (over_tcp, _) = rcode_of(&zone, &limited, table, &tcp);
-        assert_eq!(over_tcp.reason, Reason::Answered, "TCP is never rate limited");
-    }
-
-    #[test]
-    fn a_silent_service_sends_no_slips() {
-        let zone = zone();
-        for silence in [Silence::Refuse, Silence::Drop] {
-            let (_m, table) = table();
-            set_shape(table, 0, PPM);
-            let limited = Settings {
-                rate_limit: Some(RateLimit { rate: 1, slip: 1 }),
-                silence,
-                ..SETTINGS
-            };
-            let first = rcode_of(&zone, &limited, table, &udp(1)).0;
-            let over = rcode_of(&zone, &limited, table, &udp(1)).0;
-            let expected_first = match silence {
-                Silence::Refuse => Reason::Refused,
-                Silence::Drop => Reason::Silent,
-            };
-            assert_eq!(
-                first.reason, expected_first,
-                "{silence:?}: within the rate, the silence policy"
-            );
-            assert_eq!(
-                (over.outcome, over.reason),
-                (Outcome::Nothing, Reason::RateLimited),
-                "{silence:?}: over the rate, nothing (no TC=1 slip)"
-            );
-            assert_eq!(table.slots[0].counters.slipped.load(Relaxed), 0);
-        }
-    }
-
-    #[test]
-    fn a_slip_is_a_truncated_reply_without_records() {
-        let (_m, table) = table();
-        let limited = Settings {
-            rate_limit: Some(RateLimit { rate: 1, slip: 1 }),
-            ..SETTINGS
-        };
-        let zone = zone();
-        let service = Service {
-            zone: &zone,
-            settings: &limited,
-            shared: Some(Shared { table, index: 0 }),
-            dynamic: None,
-        };
-        let mut out = [0u8; 512];
-        let _ = service.answer(&query(), &udp(1), &mut out, 0, None);
-        let served = service.answer(&query(), &udp(1), &mut out, 0, None);
-        assert_eq!(served.reason, Reason::Slipped);
-        let Outcome::Send(len) = served.outcome else {
-            panic!("a slip is sent")
-        };
-        assert_ne!(out[2] & 0x02, 0, "TC set");
-        assert_eq!(&out[6..8], &[0, 0], "no answer records");
-        assert_eq!(len, query().len());
-    }
-
-    #[test]
-    fn the_last_query_is_recorded_for_the_variables() {
-        let (_m, table) = table();
-        table.slots[0].load_milli.store(650, Relaxed);
-        set_shape(table, 6_000, 0);
-        let zone = zone();
-        let service = Service {
-            zone: &zone,
-            settings: &SETTINGS,
-            shared: Some(Shared { table, index: 0 }),
-            dynamic: None,
-        };
-        let mut out = [0u8; 512];
-        let mut last = LastQuery::default();
-        let _ = service.answer(&query(), &udp(1), &mut out, 0, Some(&mut last));
-        assert_eq!(last.action, ActionTaken::Delayed);
-        assert_eq!((last.qtype, last.rcode, last.load_milli), (Some(1), Some(0), 650));
-        assert_eq!(&last.qname[..last.qname_len], &query()[12..29]);
-        set_shape(table, 0, PPM);
-        let drop = Settings {
-            silence: Silence::Drop,
-            ..SETTINGS
-        };
-        let service = Service {
-            settings: &drop,
-            ..service
-        };
-        let _ = service.answer(&query(), &udp(1), &mut out, 0, Some(&mut last));
-        assert_eq!((last.action, last.rcode), (ActionTaken::Dropped, None));
-    }
-
-    #[test]
-    fn the_debug_line_says_why() {
-        let (_m, table) = table();
-        set_shape(table, 200_000, 0);
-        table.slots[0]
-            .state
-            .store(crate::health::state::State::Shedding as u32, Relaxed);
-        table.slots[0].load_milli.store(900, Relaxed);
-        let zone = zone();
-        let service = Service {
-            zone: &zone,
-            settings: &SETTINGS,
-            shared: Some(Shared { table, index: 0 }),
-            dynamic: None,
-        };
-        let mut out = [0u8; 512];
-        let served = service.answer(&query(), &udp(1), &mut out, 0, None);
-        let line = served.log_line(&service, false, udp(1).client_addr).to_string();
-        assert_eq!(
-            line,
-            "dns_service www.example.com: UDP query from 198.51.100.7 delayed by the shedding curve (200 ms), \
-             state shedding, load 0.900"
-        );
-    }
-
-    #[test]
-    fn without_a_shared_table_queries_are_answered() {
-        let zone = zone();
-        let service = Service {
-            zone: &zone,
-            settings: &SETTINGS,
-            shared: None,
-            dynamic: None,
-        };
-        let mut out = [0u8; 512];
-        let served = service.answer(&query(), &udp(1), &mut out, 0, None);
-        assert_eq!(served.reason, Reason::Answered);
-    }
-}
+mod tests;

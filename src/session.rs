@@ -21,6 +21,7 @@ use ngx::ffi::{
 };
 use std::ffi::c_void;
 use std::ptr;
+use std::sync::atomic::Ordering::Relaxed;
 
 /// A UDP session's context, allocated zeroed from the connection's pool
 /// (see `conf::session_ctx_slot` for why `last` comes first).
@@ -109,22 +110,41 @@ unsafe fn udp_datagram(c: *mut ngx_connection_t, conf: &SrvConf, service: Servic
     // SAFETY: see UDP_OUT.
     let out = &mut *ptr::addr_of_mut!(UDP_OUT);
     let served = service.answer(msg, &qctx, out, serve::held_back(), Some(&mut ctx.last));
+    crate::signing::report(conf, &served, (*c).log);
     crate::log::debug!((*c).log, "{}", served.log_line(&service, false, qctx.client_addr));
     match served.outcome {
-        Outcome::Send(len) => {
-            if let Some(send) = (*c).send {
-                // Send errors are logged by nginx's UDP send.
-                send(c, out.as_mut_ptr(), len);
-            }
-        }
+        Outcome::Send(len) => send_now(c, service, &mut out[..len]),
         Outcome::Delay(len, ms) => {
             if !delay_udp(c, ctx, &out[..len], ms) {
-                if let Some(send) = (*c).send {
-                    send(c, out.as_mut_ptr(), len);
-                }
+                send_now(c, service, &mut out[..len]);
             }
         }
         Outcome::Nothing => {}
+    }
+}
+
+/// Sends a reply at once. nginx's `send` of a UDP connection is a plain
+/// `sendto`, so on a wildcard listening socket the reply carries the
+/// address the query arrived on as its source (as nginx's own `send_chain`
+/// does); otherwise it would leave from another address of the host and
+/// the client would drop it.
+unsafe fn send_now(c: *mut ngx_connection_t, service: Service, reply: &mut [u8]) {
+    if (*(*c).listening).wildcard() != 0 {
+        if let Some(local) = local_addr(c) {
+            let mut control = Control::default();
+            let len = replies::source_control(local, &mut control);
+            let peer = (*c).sockaddr as *const libc::sockaddr;
+            if !replies::send((*c).fd, reply, peer, (*c).socklen, &control.0[..len]) {
+                if let Some(shared) = service.shared {
+                    shared.slot().counters.send_failed.fetch_add(1, Relaxed);
+                }
+            }
+            return;
+        }
+    }
+    if let Some(send) = (*c).send {
+        // Send errors are logged by nginx's UDP send.
+        send(c, reply.as_mut_ptr(), reply.len());
     }
 }
 
@@ -241,11 +261,7 @@ unsafe fn send_delayed(d: *mut DelayedDatagram) {
     let Some(ctx) = udp_session(s) else { return };
     if !sent {
         if let Some(shared) = session_service(s).and_then(|(_, service)| service.shared) {
-            shared
-                .slot()
-                .counters
-                .send_failed
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            shared.slot().counters.send_failed.fetch_add(1, Relaxed);
         }
     }
     ctx.pending -= 1;

@@ -96,7 +96,7 @@ unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, old_data: *mut c_void)
                 (*conf)
                     .zone
                     .as_ref()
-                    .map(|z| z.apex().to_string().into_bytes())
+                    .map(|z| z.borrow().apex().to_string().into_bytes())
                     .unwrap_or_default()
             })
             .collect();

@@ -1,7 +1,8 @@
 //! The per-worker tick: every worker runs it, and for each service the one
 //! worker that wins the tick (see `ServiceSlot::try_lead`) reads the load
 //! and health sources, evaluates the state and publishes the shedding shape
-//! that all workers apply per query. Probes are started the same way.
+//! that all workers apply per query. Probes are started the same way, and
+//! every worker renews its DNSSEC signatures when they are due.
 
 use crate::conf::{LoadConf, MainConf, SrvConf};
 use crate::health::history::{Cause, Change, Served};
@@ -38,6 +39,7 @@ unsafe extern "C" fn tick(ev: *mut ngx_event_t) {
     guard((), || {
         let cycle = ngx_cycle as *mut ngx_cycle_t;
         if let Some(main) = MainConf::of_cycle(cycle) {
+            crate::signing::refresh_all(main, ngx::ffi::ngx_time() as u64, (*cycle).log);
             if let Some(table) = main.table() {
                 for &conf in &main.services {
                     run_service(&*conf, table, (*cycle).log);

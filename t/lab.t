@@ -74,4 +74,14 @@ for my $r (@working) {
 like($distance // '', qr/^\| 0\.00 \| [^|]+ \| $cell \/ $cell \/ $cell \|/m,
     'distance: shares of the three hosts');
 
+# The signed chain: every working resolver validates, or fails without a DS.
+ok(-s "$out/lab-dnssec.md", 'lab-dnssec.md written');
+open my $dfh, '<', "$out/lab-dnssec.md" or die "lab-dnssec.md: $!";
+my $dnssec = do { local $/; <$dfh> };
+for my $r (@working) {
+    like($dnssec, qr/^\| \Q$r\E \|(?: AD=1 ×4 \|){6} SERVFAIL \| AD=1 ×\d+, from [^|]+\|$/m,
+        "dnssec: $r validates every host in both modes, SERVFAIL without a DS");
+}
+unlike($dnssec, qr/\*\*failed\*\*/, 'dnssec: no failed cell');
+
 done_testing();

@@ -10,6 +10,7 @@ import threading
 import time
 
 from .analysis import bins, counter_delta, counters, failover_summary, summarize
+from .dnssec import exp_dnssec
 from .dnswire import ask, drive
 from .procs import log, stop_many, timer
 from .resolvers import RESOLVERS
@@ -360,4 +361,5 @@ EXPERIMENTS = {
     "gating": Lab.exp_gating,
     "distance": Lab.exp_distance,
     "closed-loop": Lab.exp_closed_loop,
+    "dnssec": exp_dnssec,
 }

@@ -7,6 +7,7 @@ import json
 import os
 import textwrap
 
+from . import dnssec
 from .dnswire import CLIENT_TIMEOUT
 from .experiments import EXPERIMENTS
 
@@ -454,6 +455,9 @@ quick mode when `DNS_LAB=1` is set.
         f.write(text)
     with open(os.path.join(out_dir, "lab-share.svg"), "w") as f:
         f.write(svg(results))
+    if "dnssec" in ex:
+        with open(os.path.join(out_dir, "lab-dnssec.md"), "w") as f:
+            f.write(dnssec.report(results))
     return "\n".join(md)
 
 

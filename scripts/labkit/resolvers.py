@@ -32,6 +32,9 @@ class Resolver:
         self.proc = None
         self.dir = None
         self.runs = 0
+        # The private root's DS record: validate from it (see dnssec.py);
+        # None: no validation.
+        self.anchor = None
 
     def available(self):
         return shutil.which(self.binary) or os.path.exists("/usr/sbin/" + self.binary)
@@ -91,7 +94,8 @@ class Unbound(Resolver):
     access-control: 127.0.0.0/8 allow
     root-hints: "{self.dir}/root.hints"
     do-not-query-localhost: no
-    module-config: "iterator"
+    module-config: "{'validator iterator' if self.anchor else 'iterator'}"
+{f'    trust-anchor: "{self.anchor}"' if self.anchor else ''}
 {"    outgoing-interface: %s" % self.source if self.source else ""}
 remote-control:
     control-enable: no
@@ -116,7 +120,7 @@ class Bind(Resolver):
     recursion yes;
     allow-query {{ any; }};
     allow-recursion {{ any; }};
-    dnssec-validation no;
+    dnssec-validation {'yes' if self.anchor else 'no'};
     notify no;
     querylog no;
     max-cache-size 64m;
@@ -130,6 +134,9 @@ logging {{
 }};
 zone "." {{ type hint; file "{self.dir}/root.hints"; }};
 """
+        if self.anchor:
+            tag, alg, digest_type, digest = self.anchor.split()[-4:]
+            conf += f'trust-anchors {{ . static-ds {tag} {alg} {digest_type} "{digest}"; }};\n'
         path = os.path.join(self.dir, "named.conf")
         with open(path, "w") as f:
             f.write(conf)
@@ -144,7 +151,7 @@ class PowerDNS(Resolver):
 local-port=53
 allow-from=127.0.0.0/8
 hint-file={self.dir}/root.hints
-dnssec=off
+dnssec={'validate' if self.anchor else 'off'}
 dont-query=
 daemon=no
 write-pid=no
@@ -156,6 +163,11 @@ quiet=yes
 security-poll-suffix=
 {"query-local-address=%s" % self.source if self.source else ""}
 """
+        if self.anchor:
+            ta = os.path.join(self.dir, "anchor.lua")
+            with open(ta, "w") as f:
+                f.write('clearTA()\naddTA(".", "%s")\n' % " ".join(self.anchor.split()[-4:]))
+            conf += "lua-config-file=%s\n" % ta
         with open(os.path.join(self.dir, "recursor.conf"), "w") as f:
             f.write(conf)
         return ["pdns_recursor", "--config-dir=" + self.dir]
@@ -169,6 +181,7 @@ class Knot(Resolver):
 net.ipv6 = false
 net.listen('{self.addr}', 53, {{ kind = 'dns' }})
 trust_anchors.remove('.')
+{f"trust_anchors.add('{self.anchor}')" if self.anchor else ''}
 modules.load('hints > iterate')
 hints.root({{ ['ns.lab.'] = '{PARENT_ADDR}' }})
 -- the lab's name servers live on 127.0.0.0/8, which kresd skips unless allowed

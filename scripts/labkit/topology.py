@@ -161,16 +161,17 @@ class Host:
         os.chmod(tmp, 0o644)
         os.replace(tmp, os.path.join(self.dir, "load"))
 
-    def start(self, ttl="10s", silence=LAB_SILENCE, probe="", behind_relay_ms=None):
+    def start(self, ttl="10s", silence=LAB_SILENCE, probe="", behind_relay_ms=None, dnssec=""):
         """(Re)starts nginx; silence=None leaves dns_silence out of the
-        configuration, so the module's default applies."""
+        configuration, so the module's default applies; dnssec: the
+        dns_dnssec_* lines, if any."""
         self.stop()
         self.listen = self.backend if behind_relay_ms is not None else self.glue
         silence_line = "dns_silence %s;" % silence if silence is not None else ""
         with open(os.path.join(LAB_D, "host.conf")) as f:
             conf = string.Template(f.read()).substitute(
                 module=self.module, dir=self.dir, status_port=self.status_port,
-                listen=self.listen, ttl=ttl, silence=silence_line, probe=probe)
+                listen=self.listen, ttl=ttl, silence=silence_line, probe=probe, dnssec=dnssec)
         path = os.path.join(self.dir, "nginx.conf")
         with open(path, "w") as f:
             f.write(conf)

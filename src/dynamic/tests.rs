@@ -597,7 +597,7 @@ fn updates_come_before_the_shedding_policy() {
         delay_queue: 16,
     };
     let service = Service {
-        zone: &z,
+        zone: &std::cell::RefCell::new(z),
         settings: &settings,
         shared: Some(Shared { table, index: 0 }),
         dynamic: Some(&f.dynamic),

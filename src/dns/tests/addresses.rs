@@ -103,7 +103,7 @@ fn dynamic_services_answer_without_allocating() {
         delay_queue: 16,
     };
     let service = Service {
-        zone: &zone,
+        zone: &std::cell::RefCell::new(zone),
         settings: &settings,
         shared: Some(Shared { table, index: 0 }),
         dynamic: Some(&dynamic),

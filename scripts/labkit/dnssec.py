@@ -1,0 +1,282 @@
+"""The signed chain: the private root, com. and example.com. signed with
+BIND's dnssec-signzone, example.com. holding the DS records of
+www.example.com, the hosts signing with dns_dnssec_key, and every resolver
+validating from the private root's trust anchor.
+
+For each mode (one key shared by the hosts; a key per host, multi-signer)
+and each host alone (the others stopped, so every answer comes from it;
+fresh resolver caches), every resolver is asked with AD=1 and DO=1 for
+www.example.com A, a name the wildcard answers, a NODATA (TXT) and an
+NXDOMAIN (a name below *.www.example.com); each must validate (AD=1).
+Negative controls: every host signs with a key the parent has no DS for,
+and every validating resolver must answer SERVFAIL; only host 1 does, and
+the resolvers must keep validating the other hosts' answers and never
+return host 1's.
+"""
+
+import os
+import random
+import select
+import socket
+import struct
+import subprocess
+import time
+
+from .dnswire import build_query, parse_response
+from .procs import log, start, stop
+from .topology import HOSTS, ZONE, parent_dir, zone_files
+
+CHECKS = [  # what, name, qtype, expected rcode (0 NOERROR, 3 NXDOMAIN)
+    ("A", ZONE, 1, 0),
+    ("wildcard A", "w%06x." + ZONE, 1, 0),
+    ("NODATA", ZONE, 16, 0),
+    ("NXDOMAIN", "n%06x.*." + ZONE, 1, 3),
+]
+# Mixed mode: unique names through the three hosts, one of them bad.
+MIXED_QUERIES = 10
+MODES = ["shared", "multi", "no-ds", "mixed"]
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw).stdout.strip()
+
+
+def keygen(d, name):
+    """A new ECDSA P-256 key for `name` in d; its file prefix."""
+    return os.path.join(d, run(["dnssec-keygen", "-q", "-K", d, "-a", "ECDSAP256SHA256", "-f", "KSK",
+                                "-n", "ZONE", name]))
+
+
+def ds_of(prefix):
+    """The DS record (SHA-256) of a key, as `dnssec-dsfromkey -2` prints it."""
+    return run(["dnssec-dsfromkey", "-2", prefix + ".key"])
+
+
+def signed_parent(work, www_keys):
+    """NSD on the parent's address serving the root, com. and example.com.,
+    each signed with its own key, example.com. with the DS of every key in
+    www_keys. Returns (NSD process, DS record of the root key: the trust
+    anchor)."""
+    d = os.path.join(work, "nsd-signed-%d" % random.randrange(1 << 30))
+    os.makedirs(d)
+    zone_files(d)
+    keys = {origin: keygen(d, origin) for origin in (".", "com.", "example.com.")}
+    extra = {
+        "root.zone": ds_of(keys["com."]),
+        "com.zone": ds_of(keys["example.com."]),
+        "example.com.zone": "\n".join(ds_of(k) for k in www_keys),
+    }
+    for (name, origin) in [("example.com.zone", "example.com."), ("com.zone", "com."), ("root.zone", ".")]:
+        path = os.path.join(d, name)
+        with open(path, "a") as f:
+            f.write(extra[name] + "\n")
+        run(["dnssec-signzone", "-q", "-S", "-z", "-K", d, "-o", origin, "-f", path + ".signed", path], cwd=d)
+    with open(os.path.join(parent_dir(work), "nsd.conf")) as f:
+        conf = f.read().replace(parent_dir(work), d).replace('.zone"', '.zone.signed"')
+    with open(os.path.join(d, "nsd.conf"), "w") as f:
+        f.write(conf)
+    p = start(["nsd", "-d", "-c", os.path.join(d, "nsd.conf")], os.path.join(d, "stdout.log"))
+    time.sleep(1.0)
+    return p, ds_of(keys["."])
+
+
+def ask_validating(server, name, qtype, timeout=5.0, tries=3):
+    """A recursive query with AD=1 and DO=1: (rcode, AD bit, A addresses),
+    or None when no answer came."""
+    for _ in range(tries):
+        qid = random.randrange(65536)
+        q = bytearray(build_query(qid, name, qtype))
+        q[2:4] = struct.pack(">H", 0x0120)  # RD, AD
+        q[10:12] = struct.pack(">H", 1)
+        q += b"\0" + struct.pack(">HHIH", 41, 1232, 0x8000, 0)  # OPT, DO
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((server, 53))
+            s.send(bytes(q))
+            end = time.monotonic() + timeout
+            while time.monotonic() < end:
+                r, _, _ = select.select([s], [], [], end - time.monotonic())
+                if not r:
+                    break
+                try:
+                    msg = s.recv(4096)
+                except OSError:
+                    break
+                if len(msg) < 12 or struct.unpack(">H", msg[:2])[0] != qid:
+                    continue
+                flags = struct.unpack(">H", msg[2:4])[0]
+                return flags & 0xF, bool(flags & 0x20), answer_addresses(msg)
+    return None
+
+
+def answer_addresses(msg):
+    try:
+        return parse_response(msg)[3]
+    except (ValueError, struct.error, IndexError):
+        return []
+
+
+def host_keys(work, mode):
+    """(dns_dnssec_* lines per host, keys the parent has a DS for)."""
+    d = os.path.join(work, "keys-%s" % mode)
+    os.makedirs(d)
+    if mode == "multi":
+        keys = [keygen(d, ZONE) for _ in HOSTS]
+        published = " ".join(k + ".key" for k in keys)
+        return ["dns_dnssec_key %s;\n        dns_dnssec_public_keys %s;" % (k, published) for k in keys], keys
+    good, rogue = keygen(d, ZONE), keygen(d, ZONE)
+    line = {"good": "dns_dnssec_key %s;" % good, "rogue": "dns_dnssec_key %s;" % rogue}
+    if mode == "shared":
+        return [line["good"]] * len(HOSTS), [good]
+    if mode == "no-ds":
+        return [line["rogue"]] * len(HOSTS), [good]
+    return [line["rogue"]] + [line["good"]] * (len(HOSTS) - 1), [good]  # mixed
+
+
+def rounds(mode):
+    """(round name, hosts running, queries: [(what, name, qtype)]) of a mode."""
+    if mode in ("shared", "multi"):
+        return [("host %d" % (i + 1), [i], [(w, n, t) for w, n, t, _ in CHECKS]) for i in range(len(HOSTS))]
+    if mode == "no-ds":
+        return [("all hosts", list(range(len(HOSTS))), [("A", ZONE, 1)])]
+    names = [("wildcard A %d" % k, "m%06x." + ZONE, 1) for k in range(MIXED_QUERIES)]
+    return [("all hosts", list(range(len(HOSTS))), names)]
+
+
+def exp_dnssec(lab):
+    """Runs every mode; leaves the unsigned parent and hosts as it found them."""
+    stop(lab.parent)
+    out = {"modes": {}}
+    try:
+        for mode in MODES:
+            lines, ds_keys = host_keys(lab.work, mode)
+            parent, anchor = signed_parent(lab.work, ds_keys)
+            out["anchor_" + mode] = anchor
+            rows = out["modes"][mode] = {}
+            try:
+                for round_name, running, queries in rounds(mode):
+                    for h in lab.hosts:
+                        h.stop()
+                    for i in running:
+                        lab.hosts[i].start(dnssec=lines[i])
+                    for r in lab.resolvers:
+                        r.anchor = anchor
+                    for r in lab.fresh_resolvers():
+                        got = rows.setdefault(r.name, {}).setdefault(round_name, {})
+                        for what, name, qtype in queries:
+                            name = name % random.randrange(1 << 24) if "%" in name else name
+                            t = time.monotonic()
+                            a = ask_validating(r.addr, name, qtype)
+                            got[what] = None if a is None else {"rcode": a[0], "ad": a[1], "addrs": a[2],
+                                                                "seconds": round(time.monotonic() - t, 2)}
+                        log("dnssec %s, %s, %s: %s" % (mode, round_name, r.label, got))
+                    lab.stop_resolvers()
+            finally:
+                stop(parent)
+    finally:
+        for r in lab.resolvers:
+            r.anchor = None
+        lab.start_hosts()
+        lab.parent = start(["nsd", "-d", "-c", os.path.join(parent_dir(lab.work), "nsd.conf")],
+                           os.path.join(parent_dir(lab.work), "stdout.log"))
+        time.sleep(1.0)
+    lab.results["experiments"]["dnssec"] = out
+
+
+def verdict(mode, round_name, got):
+    """Whether a resolver's answers in one round are what the mode expects."""
+    if not got:
+        return False
+    if mode == "no-ds":
+        return got.get("A") is not None and got["A"]["rcode"] == 2
+    if mode == "mixed":
+        # Validated answers from hosts 2 and 3, or SERVFAIL for host 1's:
+        # never an answer with host 1's address.
+        bad = HOSTS[0][1]
+        valid = [a for a in got.values() if a and a["rcode"] == 0 and a["ad"] and a["addrs"]
+                 and bad not in a["addrs"]]
+        failed = [a for a in got.values() if a and a["rcode"] == 2]
+        return bool(valid) and len(valid) + len(failed) == len(got)
+    host = HOSTS[int(round_name.split()[-1]) - 1][1]
+    for what, _, _, rcode in CHECKS:
+        a = got.get(what)
+        if a is None or a["rcode"] != rcode or not a["ad"]:
+            return False
+        if what in ("A", "wildcard A") and a["addrs"][-1:] != [host]:
+            return False
+    return True
+
+
+def describe(mode, round_name, got):
+    """A table cell: what was seen."""
+    if not got:
+        return "not run"
+    if verdict(mode, round_name, got):
+        if mode == "no-ds":
+            return "SERVFAIL"
+        if mode == "mixed":
+            valid = [a for a in got.values() if a["rcode"] == 0]
+            hosts = sorted({HOST_NAMES[a["addrs"][-1]] for a in valid})
+            cell = "AD=1 ×%d, from %s" % (len(valid), " and ".join(hosts))
+            if len(valid) < len(got):
+                cell += "; SERVFAIL ×%d" % (len(got) - len(valid))
+            return cell
+        return "AD=1 ×%d" % len(got)
+    wrong = []
+    for what, a in got.items():
+        if a is None:
+            wrong.append("%s: no answer" % what)
+        else:
+            wrong.append("%s: rcode %d AD=%d %s" % (what, a["rcode"], a["ad"], ",".join(a["addrs"])))
+    return "**failed**: " + "; ".join(wrong)
+
+
+HOST_NAMES = {h[1]: "host %d" % (i + 1) for i, h in enumerate(HOSTS)}
+
+
+def report(results):
+    """docs/lab-dnssec.md from a run's results."""
+    ex = results["experiments"]["dnssec"]
+    label = {n: results["resolvers"][n]["label"] for n in results["resolvers"]}
+    columns = [(mode, name) for mode in MODES for name, _, _ in rounds(mode)]
+    titles = {"shared": "shared key", "multi": "multi-signer", "no-ds": "no DS (all hosts)",
+              "mixed": "host 1 without DS"}
+    header = ["resolver"] + ["%s, %s" % (titles[m], n) if m in ("shared", "multi") else titles[m]
+                             for m, n in columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name in results["resolvers"]:
+        cells = [describe(m, n, ex["modes"].get(m, {}).get(name, {}).get(n)) for m, n in columns]
+        lines.append("| " + " | ".join([label[name]] + cells) + " |")
+    return """# DNSSEC in the resolver lab
+
+Written by `scripts/lab --only dnssec` from the measured data (%s run, %s
+build of the module). The lab's private root, `com.` and `example.com.`
+are signed with `dnssec-signzone` (one ECDSA P-256 key each);
+`example.com.` delegates `www` with the DS records of the hosts' keys.
+Every resolver validates from the root's DS record as its only trust
+anchor (Unbound `trust-anchor`, BIND `trust-anchors static-ds`, PowerDNS
+Recursor `addTA`, Knot Resolver `trust_anchors.add`); every query sets AD
+and DO, and every round starts the resolvers with empty caches.
+
+- **shared key, host N**: one key on every host (`dns_dnssec_key`), one
+  DS; host N alone runs (the others stopped), so every answer is its own.
+  Four queries: `www.example.com A`, a name the wildcard answers, a
+  NODATA (`www.example.com TXT`) and an NXDOMAIN (a name below
+  `*.www.example.com`). "AD=1 ×4": all four validated, with the expected
+  rcode and host N's address in the address answers.
+- **multi-signer, host N**: the same with a key per host, every host
+  publishing all three (`dns_dnssec_public_keys`), three DS records
+  (RFC 8901 model 2).
+- **no DS (all hosts)**, a negative control: every host signs with a key
+  the parent has no DS for; `www.example.com A` must be SERVFAIL.
+- **host 1 without DS**, a negative control: host 1 signs with such a key,
+  hosts 2 and 3 with the key of the DS; %d unique names through all three
+  must each validate or be SERVFAIL (an answer of host 1 that the resolver
+  rejects without asking another host), and none may carry host 1's
+  address.
+
+Software: %s.
+
+%s
+""" % (results["mode"], results.get("build", "?"), MIXED_QUERIES,
+       ", ".join("%s %s" % kv for kv in results.get("versions", {}).items()) or "not recorded",
+       "\n".join(lines))
