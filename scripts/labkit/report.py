@@ -794,6 +794,17 @@ after the (last) event until every host's %d s mean load stays within %.2f of
 its level over the window's last quarter (— : not within the run);
 **failed** the failed sessions of all started in the window.""" % (
         MEAN_WINDOW, MEAN_WINDOW, SETTLE_BAND)))
+    md.append("Overview: failed sessions (share of all started) and the largest swing of a host, "
+              "per scenario and policy:\n")
+    rows = []
+    for p in policies:
+        row = [p]
+        for name in names:
+            w = figures.get((name, p))
+            row.append("—" if w is None else "%.1f%% · %.2f" % (
+                100.0 * w["failed_sessions"] / max(1, w["sessions"]), max(w["swing"])))
+        rows.append(row)
+    md.append(table(["policy"] + names, rows) + "\n")
     for name in names:
         present = [p for p in policies if (name, p) in figures]
         if not present:
