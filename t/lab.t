@@ -84,4 +84,16 @@ for my $r (@working) {
 }
 unlike($dnssec, qr/\*\*failed\*\*/, 'dnssec: no failed cell');
 
+# Zonemaster against the shared-key delegation: the DNSSEC module ran and
+# logged no ERROR or CRITICAL.
+SKIP: {
+    skip 'zonemaster-cli not installed', 4
+        unless grep { -x "$_/zonemaster-cli" } split /:/, $ENV{PATH};
+    like($dnssec, qr/^## Zonemaster$/m, 'zonemaster: section written');
+    unlike($dnssec, qr/^It did not complete/m, 'zonemaster: completed');
+    my ($crit, $err) = $dnssec =~ /^\| DNSSEC \| (\d+) \| (\d+) \| \d+ \| \d+ \| \d+ \| \d+ \| DNSSEC/m;
+    ok(defined $crit, 'zonemaster: the DNSSEC module ran');
+    is(($crit // 1) + ($err // 1), 0, 'zonemaster: no CRITICAL or ERROR from the DNSSEC module');
+}
+
 done_testing();

@@ -12,8 +12,15 @@ Negative controls: every host signs with a key the parent has no DS for,
 and every validating resolver must answer SERVFAIL; only host 1 does, and
 the resolvers must keep validating the other hosts' answers and never
 return host 1's.
+
+After the shared-key rounds, with all three hosts serving, zonemaster-cli
+(when installed) runs its DNSSEC, Delegation and Consistency test modules
+against www.example.com from the private root's hints, IPv4 only; the
+results keep its message counts by module and level and every message at
+NOTICE or above.
 """
 
+import json
 import os
 import random
 import select
@@ -24,7 +31,7 @@ import time
 
 from .dnswire import build_query, parse_response
 from .procs import log, start, stop
-from .topology import HOSTS, ZONE, parent_dir, zone_files
+from .topology import HOSTS, ZONE, parent_dir, root_hints, zone_files
 
 CHECKS = [  # what, name, qtype, expected rcode (0 NOERROR, 3 NXDOMAIN)
     ("A", ZONE, 1, 0),
@@ -35,6 +42,14 @@ CHECKS = [  # what, name, qtype, expected rcode (0 NOERROR, 3 NXDOMAIN)
 # Mixed mode: unique names through the three hosts, one of them bad.
 MIXED_QUERIES = 10
 MODES = ["shared", "multi", "no-ds", "mixed"]
+# Zonemaster's test modules run against the shared-key delegation.
+ZONEMASTER_MODULES = ["DNSSEC", "Delegation", "Consistency"]
+ZONEMASTER_LEVELS = ["CRITICAL", "ERROR", "WARNING", "NOTICE", "INFO", "DEBUG"]
+# Messages that the private lab topology explains (not DNSSEC): tag -> why.
+ZONEMASTER_EXPECTED = {
+    "NO_IPV6_NS_CHILD": "the lab's hosts listen on IPv4 loopback addresses only; topology, not DNSSEC",
+    "NO_IPV6_NS_DEL": "the delegation's glue is IPv4 only, as the hosts are; topology, not DNSSEC",
+}
 
 
 def run(cmd, **kw):
@@ -170,6 +185,13 @@ def exp_dnssec(lab):
                                                                 "seconds": round(time.monotonic() - t, 2)}
                         log("dnssec %s, %s, %s: %s" % (mode, round_name, r.label, got))
                     lab.stop_resolvers()
+                if mode == "shared":
+                    for h in lab.hosts:
+                        h.stop()
+                    for i, h in enumerate(lab.hosts):
+                        h.start(dnssec=lines[i])
+                    out["zonemaster"] = zonemaster(lab.work)
+                    log("zonemaster: %s" % {k: v for k, v in out["zonemaster"].items() if k != "messages"})
             finally:
                 stop(parent)
     finally:
@@ -180,6 +202,51 @@ def exp_dnssec(lab):
                            os.path.join(parent_dir(lab.work), "stdout.log"))
         time.sleep(1.0)
     lab.results["experiments"]["dnssec"] = out
+
+
+def zonemaster(work, timeout=300):
+    """zonemaster-cli against www.example.com from the private root's hints,
+    IPv4 only: {command, version, counts: {module: {level: n}}, messages:
+    [NOTICE and above], testcases: {module: [test cases that logged]}, error}."""
+    cmd = ["zonemaster-cli", "--hints", root_hints(work), "--no-ipv6", "--level", "DEBUG",
+           "--json-stream", "--json-translate", "--no-progress"]
+    for m in ZONEMASTER_MODULES:
+        cmd += ["--test", m]
+    cmd.append(ZONE)
+    res = {"command": " ".join(cmd).replace(root_hints(work), "root.hints"), "counts": {},
+           "messages": [], "testcases": {}, "error": None}
+    try:
+        res["version"] = " ".join(subprocess.run(["zonemaster-cli", "--version"], capture_output=True,
+                                                 text=True, timeout=60).stdout.split()[:6])
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        res["error"] = str(e)
+        return res
+    entries = []
+    for line in p.stdout.splitlines():
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        entries += e.get("results", [e]) if isinstance(e, dict) else []
+    if not entries:
+        res["error"] = "exit %d, no JSON output: %s" % (p.returncode, (p.stderr or p.stdout)[-500:])
+    for e in entries:
+        level, module = e.get("level"), e.get("module", "?")
+        if level not in ZONEMASTER_LEVELS:
+            continue
+        cases = res["testcases"].setdefault(module, [])
+        if e.get("testcase") and e["testcase"] not in cases:
+            cases.append(e["testcase"])
+        c = res["counts"].setdefault(module, {})
+        c[level] = c.get(level, 0) + 1
+        if level == "DEBUG" or level == "INFO":
+            if module == "DNSSEC":
+                tags = res.setdefault("dnssec_tags", {})
+                tags[e.get("tag")] = tags.get(e.get("tag"), 0) + 1
+        else:
+            res["messages"].append({k: e.get(k) for k in ("level", "module", "testcase", "tag", "message", "args")})
+    return res
 
 
 def verdict(mode, round_name, got):
@@ -233,6 +300,41 @@ def describe(mode, round_name, got):
 HOST_NAMES = {h[1]: "host %d" % (i + 1) for i, h in enumerate(HOSTS)}
 
 
+def zonemaster_section(zm):
+    """The Zonemaster part of the report."""
+    if not zm:
+        return ""
+    head = """## Zonemaster
+
+`zonemaster-cli` (%s) ran the test modules %s against `%s` while all
+three hosts served it with the shared key (its DS in the signed
+`example.com.`), from the private root's hints, IPv4 only:
+
+    %s
+
+""" % (zm.get("version", "version not recorded"), ", ".join(ZONEMASTER_MODULES), ZONE.rstrip("."),
+       zm["command"])
+    if zm.get("error"):
+        return head + "It did not complete: %s\n" % zm["error"]
+    rows = ["| module | " + " | ".join(ZONEMASTER_LEVELS) + " | test cases that logged |",
+            "|" + "---|" * (len(ZONEMASTER_LEVELS) + 2)]
+    for m in sorted(zm["counts"]):
+        rows.append("| %s | " % m + " | ".join(str(zm["counts"][m].get(lv, 0)) for lv in ZONEMASTER_LEVELS)
+                    + " | %s |" % ", ".join(zm.get("testcases", {}).get(m, [])))
+    text = head + "Messages by level and module (Basic always runs first):\n\n" + ("\n".join(rows) if zm["counts"] else "(no messages)")
+    if zm.get("dnssec_tags"):
+        text += "\n\nThe DNSSEC module's INFO and DEBUG tags (count): " + ", ".join(
+            "`%s` (%d)" % kv for kv in sorted(zm["dnssec_tags"].items())) + "."
+    above = [m for m in zm["messages"] if m["level"] != "NOTICE"]
+    text += "\n\nMessages above NOTICE: %s\n" % (len(above) or "none")
+    for msg in zm["messages"]:
+        why = ZONEMASTER_EXPECTED.get(msg["tag"])
+        text += "\n- %s %s/%s `%s`: %s%s" % (msg["level"], msg["module"], msg["testcase"], msg["tag"],
+                                          " ".join((msg.get("message") or json.dumps(msg.get("args"))).split()),
+                                          " (%s)" % why if why else "")
+    return text + "\n"
+
+
 def report(results):
     """docs/lab-dnssec.md from a run's results."""
     ex = results["experiments"]["dnssec"]
@@ -277,6 +379,6 @@ and DO, and every round starts the resolvers with empty caches.
 Software: %s.
 
 %s
-""" % (results["mode"], results.get("build", "?"), MIXED_QUERIES,
+%s""" % (results["mode"], results.get("build", "?"), MIXED_QUERIES,
        ", ".join("%s %s" % kv for kv in results.get("versions", {}).items()) or "not recorded",
-       "\n".join(lines))
+       "\n".join(lines), "\n" + zonemaster_section(ex.get("zonemaster")) if ex.get("zonemaster") else "")
