@@ -22,7 +22,7 @@ use AddrTest;
 use DnsTest;
 use LoadTest;
 
-plan(skip_all => 'nsupdate and tsig-keygen are needed (Debian: dnsutils, bind9-utils)')
+DnsTest::skip_all_unless_ci('nsupdate and tsig-keygen are needed (Debian: dnsutils, bind9-utils)')
     unless `which nsupdate tsig-keygen 2>/dev/null` =~ /tsig-keygen/;
 
 my $t = DnsTest->new(ports => 2);

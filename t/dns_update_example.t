@@ -17,7 +17,7 @@ use Test::More;
 use AddrTest;
 use DnsTest;
 
-plan(skip_all => 'nsupdate is needed (Debian: dnsutils)') unless `which nsupdate 2>/dev/null`;
+DnsTest::skip_all_unless_ci('nsupdate is needed (Debian: dnsutils)') unless `which nsupdate 2>/dev/null`;
 
 my $t = DnsTest->new(ports => 2);
 my $repo = DnsTest::repo_dir();
