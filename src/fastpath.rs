@@ -282,6 +282,9 @@ unsafe fn serve(l: &Listener) {
             let qctx = conf.query_context(Transport::Udp, local, client, now);
             let out = &mut b.output[replies];
             let served = service.answer(&b.input[i][..len], &qctx, out, serve::held_back(), None);
+            if served.reason == serve::Reason::Updated {
+                crate::tick::soon();
+            }
             crate::signing::report(conf, &served, l.log);
             if debug {
                 crate::log::debug!(l.log, "{}", served.log_line(&service, false, client));

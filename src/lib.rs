@@ -26,16 +26,17 @@
 //!   signatures on demand, and the re-signing each worker does;
 //! - `shm`: the shared zone holding the table;
 //! - `replies`: the worker's own descriptors for delayed UDP replies;
+//! - `upstream`, `probe`: load sources;
+//! - `parent`, `addresses`: addresses that change while running (address
+//!   file, UPDATE): directives, per-worker template rebuilds, pushing the
+//!   glue to the parent zone;
+//! - `tick`: the per-worker tick that evaluates the load sources and runs
+//!   the address steps (a query path runs it at once after an accepted
+//!   UPDATE);
 //! - `tcp`, `session`: TCP framing and pipelining; the stream content
 //!   handler and the UDP session path;
 //! - `fastpath`: the UDP listener takeover (batched `recvmmsg`/`sendmmsg`),
 //!   the path most queries take;
-//! - `upstream`, `probe`: load sources;
-//! - `addresses`, `parent`: addresses that change while running (address
-//!   file, UPDATE): directives, per-worker template rebuilds, pushing the
-//!   glue to the parent zone;
-//! - `tick`: the per-worker tick that evaluates the load sources and runs
-//!   the address steps;
 //! - `status`, `variables`: the HTTP status handler (it picks the format;
 //!   `health` renders it), `$dns_*` variables;
 //! - `module`: the composition root (module tables, `init_process`), with

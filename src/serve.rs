@@ -98,6 +98,9 @@ pub enum Outcome {
 pub enum Reason {
     /// Answered at once (the service is ready, or has no shared state).
     Answered,
+    /// An UPDATE was accepted: the caller has the worker apply the new
+    /// addresses at once rather than on its next tick.
+    Updated,
     /// Answered after the shedding delay.
     Delayed,
     /// Dropped by the shedding curve's drop probability.
@@ -126,7 +129,7 @@ impl Reason {
     /// The `$dns_action` value.
     pub fn action(self) -> ActionTaken {
         match self {
-            Reason::Answered | Reason::Slipped | Reason::Managed => ActionTaken::Answered,
+            Reason::Answered | Reason::Slipped | Reason::Managed | Reason::Updated => ActionTaken::Answered,
             Reason::Delayed => ActionTaken::Delayed,
             Reason::Refused | Reason::ShedRefused => ActionTaken::Refused,
             Reason::Shed | Reason::Silent | Reason::DelayQueueFull | Reason::Unanswerable | Reason::RateLimited => {
@@ -149,6 +152,7 @@ impl Reason {
             Reason::RateLimited => "dropped by dns_rate_limit",
             Reason::Slipped => "truncated by dns_rate_limit (slip)",
             Reason::Managed => "answered: an UPDATE or a TSIG-signed query (before the shedding policy)",
+            Reason::Updated => "answered: an UPDATE that changed the addresses",
         }
     }
 }
@@ -373,7 +377,11 @@ impl Service<'_> {
         let served = if h.len > 0 {
             Served {
                 outcome: Outcome::Send(h.len),
-                reason: Reason::Managed,
+                reason: if h.update && h.rcode == 0 {
+                    Reason::Updated
+                } else {
+                    Reason::Managed
+                },
                 new_address: None,
             }
         } else {

@@ -110,6 +110,9 @@ unsafe fn udp_datagram(c: *mut ngx_connection_t, conf: &SrvConf, service: Servic
     // SAFETY: see UDP_OUT.
     let out = &mut *ptr::addr_of_mut!(UDP_OUT);
     let served = service.answer(msg, &qctx, out, serve::held_back(), Some(&mut ctx.last));
+    if served.reason == serve::Reason::Updated {
+        crate::tick::soon();
+    }
     crate::signing::report(conf, &served, (*c).log);
     crate::log::debug!((*c).log, "{}", served.log_line(&service, false, qctx.client_addr));
     match served.outcome {

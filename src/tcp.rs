@@ -197,6 +197,9 @@ unsafe fn tcp_run(c: *mut ngx_connection_t, conf: &SrvConf, service: Service, ct
             );
             let out = std::slice::from_raw_parts_mut(st.output.add(st.out_last + 2), st.out_cap - st.out_last - 2);
             let served = service.answer(msg, &qctx, out, serve::held_back(), Some(&mut ctx.last));
+            if served.reason == serve::Reason::Updated {
+                crate::tick::soon();
+            }
             crate::signing::report(conf, &served, (*c).log);
             crate::log::debug!((*c).log, "{}", served.log_line(&service, true, qctx.client_addr));
             let outcome = served.outcome;

@@ -24,6 +24,18 @@ const MAX_FILE: usize = 256;
 
 static mut TICK_EVENT: ngx_event_t = unsafe { std::mem::zeroed() };
 
+/// Runs the tick on the next turn of the event loop (an accepted UPDATE:
+/// this worker answers with the new addresses at once; the others follow
+/// on their own ticks).
+pub unsafe fn soon() {
+    let ev = ptr::addr_of_mut!(TICK_EVENT);
+    if (*ev).timer_set() != 0 {
+        // ngx_add_timer keeps a timer that moves less than its lazy delay.
+        ngx::ffi::ngx_del_timer(ev);
+        ngx_add_timer(ev, 1);
+    }
+}
+
 /// Starts the tick in this worker.
 pub unsafe fn start(cycle: *mut ngx_cycle_t) {
     let ev = ptr::addr_of_mut!(TICK_EVENT);

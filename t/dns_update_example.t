@@ -44,6 +44,7 @@ is(AddrTest::addresses($t, 'A'), '192.0.2.1', 'before: dns_address');
     'update add www.example.com 10 A 192.0.2.7',
 ]);
 is($rc, 0, 'nsupdate -k nginx-conf/update.key replaces the A record') or diag($out);
+is(AddrTest::addresses($t, 'A'), '192.0.2.7', 'the next query, at once, gets 192.0.2.7');
 ok(defined AddrTest::everywhere($t, 'A', '192.0.2.7'), 'every worker answers 192.0.2.7 over UDP');
 is(AddrTest::addresses($t, 'A', proto => 'tcp'), '192.0.2.7', 'and over TCP');
 like($t->read_file('dns_state/www.example.com.state'), qr/^addresses 192\.0\.2\.7$/m,

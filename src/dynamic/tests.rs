@@ -609,7 +609,11 @@ fn updates_come_before_the_shedding_policy() {
     let (update, _) = sign(&replace_with("192.0.2.7"), KEY, NOW.into());
     let mut last = crate::serve::LastQuery::default();
     let served = service.answer(&update, &qctx(), &mut out, 0, Some(&mut last));
-    assert_eq!(served.reason, Reason::Managed);
+    assert_eq!(
+        served.reason,
+        Reason::Updated,
+        "accepted: the worker applies it at once"
+    );
     assert!(matches!(served.outcome, Outcome::Send(_)));
     assert_eq!((last.rcode, last.qtype), (Some(0), Some(rtype::SOA)));
     assert_eq!(
