@@ -14,9 +14,8 @@ use crate::health::address_slot::{AddressSlot, PushOutcome};
 use crate::log::{notice, warning};
 use crate::util::{guard, next_random};
 use ngx::ffi::{
-    ngx_add_timer, ngx_close_connection, ngx_connection_log_error_e_NGX_ERROR_INFO, ngx_connection_t,
-    ngx_event_connect_peer, ngx_event_get_peer, ngx_event_t, ngx_handle_read_event, ngx_log_t, ngx_peer_connection_t,
-    ngx_str_t, sockaddr, NGX_AGAIN, NGX_OK,
+    ngx_add_timer, ngx_close_connection, ngx_connection_t, ngx_event_t, ngx_handle_read_event, ngx_log_t,
+    ngx_peer_connection_t, ngx_str_t, NGX_AGAIN, NGX_OK,
 };
 use std::ptr;
 
@@ -101,27 +100,21 @@ unsafe fn start_push(parent: &ParentSettings, slot: &AddressSlot, set: AddressSe
         slot.push.post(digest, PushOutcome::Garbled);
         return;
     };
-    let socklen = crate::probe::to_sockaddr(parent.server, &mut push.address);
-    push.name_str = ngx_str_t {
-        len: push.name.len(),
-        data: push.name.as_ptr() as *mut u8,
-    };
-    push.peer.sockaddr = &mut push.address as *mut _ as *mut sockaddr;
-    push.peer.socklen = socklen;
-    push.peer.name = &mut push.name_str;
-    push.peer.get = Some(ngx_event_get_peer);
-    push.peer.log = log;
-    push.peer.set_log_error(ngx_connection_log_error_e_NGX_ERROR_INFO as _);
-    push.peer.type_ = libc::SOCK_DGRAM;
-    let rc = ngx_event_connect_peer(&mut push.peer);
-    let c = push.peer.connection;
-    if rc != NGX_OK as isize && rc != NGX_AGAIN as isize {
-        if !c.is_null() {
-            ngx_close_connection(c);
-        }
+    let p = &mut *push;
+    let connected = crate::probe::connect(
+        &mut p.peer,
+        &mut p.address,
+        &mut p.name_str,
+        &p.name,
+        parent.server,
+        libc::SOCK_DGRAM,
+        log,
+    );
+    if connected.is_err() {
         slot.push.post(digest, PushOutcome::Network);
         return;
     }
+    let c = push.peer.connection;
     let push = Box::into_raw(push);
     (*c).data = push as *mut _;
     (*c).log = log;

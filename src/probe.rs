@@ -54,6 +54,45 @@ pub(crate) fn to_sockaddr(addr: SocketAddr, storage: &mut libc::sockaddr_storage
     }
 }
 
+/// Starts a non-blocking connection of `kind` to `to` through nginx's peer
+/// connection, which keeps pointers to `address` and `name_str` (pointing at
+/// `name`): the caller holds all of them at a fixed place (a `Box`) until the
+/// connection ends. `Ok(true)` when connected already, `Ok(false)` while in
+/// progress; on failure nothing is left open.
+///
+/// # Safety
+/// `log` must be a live log; the arguments must outlive the connection.
+pub(crate) unsafe fn connect(
+    peer: &mut ngx_peer_connection_t,
+    address: &mut libc::sockaddr_storage,
+    name_str: &mut ngx_str_t,
+    name: &str,
+    to: SocketAddr,
+    kind: libc::c_int,
+    log: *mut ngx_log_t,
+) -> Result<bool, ()> {
+    let socklen = to_sockaddr(to, address);
+    *name_str = ngx_str_t {
+        len: name.len(),
+        data: name.as_ptr() as *mut u8,
+    };
+    peer.sockaddr = address as *mut _ as *mut sockaddr;
+    peer.socklen = socklen;
+    peer.name = name_str;
+    peer.get = Some(ngx_event_get_peer);
+    peer.log = log;
+    peer.set_log_error(ngx_connection_log_error_e_NGX_ERROR_INFO as _);
+    peer.type_ = kind;
+    let rc = ngx_event_connect_peer(peer);
+    if rc != NGX_OK as isize && rc != NGX_AGAIN as isize {
+        if !peer.connection.is_null() {
+            ngx_close_connection(peer.connection);
+        }
+        return Err(());
+    }
+    Ok(rc == NGX_OK as isize)
+}
+
 /// Starts one probe; its result reaches `slot` when it ends.
 pub unsafe fn start(settings: &ProbeSettings, slot: &ServiceSlot, log: *mut ngx_log_t) {
     let mut probe = Box::new(Probe {
@@ -71,29 +110,21 @@ pub unsafe fn start(settings: &ProbeSettings, slot: &ServiceSlot, log: *mut ngx_
         response: Vec::with_capacity(MAX_RESPONSE),
         connected: false,
     });
-    let socklen = to_sockaddr(settings.target.addr(), &mut probe.address);
-    probe.name_str = ngx_str_t {
-        len: probe.name.len(),
-        data: probe.name.as_ptr() as *mut u8,
-    };
-    probe.peer.sockaddr = &mut probe.address as *mut _ as *mut sockaddr;
-    probe.peer.socklen = socklen;
-    probe.peer.name = &mut probe.name_str;
-    probe.peer.get = Some(ngx_event_get_peer);
-    probe.peer.log = log;
-    probe.peer.set_log_error(ngx_connection_log_error_e_NGX_ERROR_INFO as _);
-    probe.peer.type_ = libc::SOCK_STREAM;
-
-    let rc = ngx_event_connect_peer(&mut probe.peer);
-    let c = probe.peer.connection;
-    if rc != NGX_OK as isize && rc != NGX_AGAIN as isize {
-        if !c.is_null() {
-            ngx_close_connection(c);
-        }
+    let p = &mut *probe;
+    let to = settings.target.addr();
+    let Ok(connected_now) = connect(
+        &mut p.peer,
+        &mut p.address,
+        &mut p.name_str,
+        &p.name,
+        to,
+        libc::SOCK_STREAM,
+        log,
+    ) else {
         slot.post_probe_result(false, None);
         return;
-    }
-    let connected_now = rc == NGX_OK as isize;
+    };
+    let c = probe.peer.connection;
     let probe = Box::into_raw(probe);
     (*c).data = probe as *mut _;
     (*c).log = log;
