@@ -26,6 +26,7 @@ Stops at the end of the plan plus the longest session, or on SIGTERM.
 
 import asyncio
 import json
+import os
 import random
 import signal
 import socket
@@ -33,42 +34,13 @@ import struct
 import sys
 import time
 
+# The lab's DNS client code (scripts/labkit/dnswire.py), one directory up.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from labkit.dnswire import build_query, parse_response  # noqa: E402
+
 DNS_TIMEOUT = 5.0
 CONNECT_TIMEOUT = 3.0
 ZONE = "www.example.com"
-
-
-def query(qid, name):
-    q = b"".join(bytes([len(lbl)]) + lbl.encode() for lbl in name.split("."))
-    return struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0) + q + b"\0" + struct.pack(">HH", 1, 1)
-
-
-def skip_name(msg, off):
-    for _ in range(128):
-        n = msg[off]
-        if n == 0:
-            return off + 1
-        if n & 0xC0 == 0xC0:
-            return off + 2
-        off += 1 + n
-    raise ValueError("name too long")
-
-
-def addresses(msg):
-    """(rcode, A addresses in order) of a response."""
-    _, flags, qd, an, _, _ = struct.unpack(">HHHHHH", msg[:12])
-    off = 12
-    for _ in range(qd):
-        off = skip_name(msg, off) + 4
-    out = []
-    for _ in range(an):
-        off = skip_name(msg, off)
-        rtype, _, _, rdlen = struct.unpack(">HHIH", msg[off:off + 10])
-        off += 10
-        if rtype == 1 and rdlen == 4:
-            out.append(socket.inet_ntoa(msg[off:off + 4]))
-        off += rdlen
-    return flags & 0xF, out
 
 
 async def resolve(loop, server, name):
@@ -79,7 +51,7 @@ async def resolve(loop, server, name):
     try:
         await loop.sock_connect(s, (server, 53))
         qid = random.randrange(65536)
-        await loop.sock_sendall(s, query(qid, name))
+        await loop.sock_sendall(s, build_query(qid, name))
         end = t0 + DNS_TIMEOUT
         while True:
             left = end - time.monotonic()
@@ -89,7 +61,7 @@ async def resolve(loop, server, name):
             if len(msg) >= 12 and struct.unpack(">H", msg[:2])[0] == qid:
                 break
         ms = 1000 * (time.monotonic() - t0)
-        rcode, addrs = addresses(msg)
+        _, _, rcode, addrs = parse_response(msg)
         if rcode == 2:
             return "dns-servfail", [], ms
         if rcode == 5:
