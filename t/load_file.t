@@ -21,7 +21,7 @@ use Time::HiRes qw(time sleep);
 use DnsTest;
 use LoadTest;
 
-my $t = DnsTest->new(ports => 5);
+my $t = DnsTest->new(ports => 6);
 my $prefix = $t->prefix;
 my $LOAD = "$prefix/app.load";
 my $REFUSE_LOAD = "$prefix/refuse.load";
@@ -30,11 +30,18 @@ my $RSVC = 'refuse.example.org';
 my $LSVC = 'logged.example.net';   # same load file, session path, access log
 my $MSVC = 'missing.example.net';  # a load file that never exists, missing=down
 my $NEVER = "$prefix/never.load";
+my $HSVC = 'hold.example.net';     # its own load file and a hold time
+my $HOLD_LOAD = "$prefix/hold.load";
+
+# The checks of delays and drops below were written for this curve (the
+# module's default before refusals): it delays and drops, and hold=0 lets
+# the state follow the load at once.
+my $CURVE = 'dns_shed 0.5:0 0.6:2ms 0.7:10ms 0.8:50ms 0.9:200ms:0.25 0.95:400ms:0.75 hold=0;';
 
 $t->write_config(DnsTest::conf(
     main => LoadTest::status_http('PORT2'),
     stream => "    log_format dns '\$dns_qname \$dns_qtype \$dns_rcode \$dns_action \$dns_state \$dns_load';",
-    server => "dns_load_file %%PREFIX%%/app.load grace=2s;\ndns_silence drop;",
+    server => "dns_load_file %%PREFIX%%/app.load grace=2s;\ndns_silence drop;\n$CURVE",
     servers => DnsTest::server_block(
         port    => 'PORT3',
         service => $RSVC,
@@ -44,11 +51,15 @@ $t->write_config(DnsTest::conf(
         port    => 'PORT4',
         service => $LSVC,
         extra   => "dns_load_file %%PREFIX%%/app.load grace=2s;\ndns_udp_fast_path off;\ndns_silence drop;\n"
-                 . "access_log %%PREFIX%%/dns.log dns;",
+                 . "$CURVE\naccess_log %%PREFIX%%/dns.log dns;",
     ) . DnsTest::server_block(
         port    => 'PORT5',
         service => $MSVC,
         extra   => "dns_load_file %%PREFIX%%/never.load missing=down grace=1s;\ndns_silence drop;",
+    ) . DnsTest::server_block(
+        port    => 'PORT6',
+        service => $HSVC,
+        extra   => "dns_load_file %%PREFIX%%/hold.load;\ndns_shed 0.5:0 0.6:10ms hold=2s;",
     ),
 ));
 my ($rc, $out) = $t->test_config;
@@ -57,7 +68,7 @@ is($rc, 0, 'configuration with dns_load_file and dns_silence refuse passes nginx
 $t->run or BAIL_OUT('nginx did not start: ' . $t->error_log);
 
 my $SP = $t->port(2);
-my ($P, $RP, $LP, $MP) = map { $t->port($_) } 1, 3, 4, 5;
+my ($P, $RP, $LP, $MP, $HP) = map { $t->port($_) } 1, 3, 4, 5, 6;
 my $ACCESS = "$prefix/dns.log";
 
 # Waits (bounded) until every service named has state $state; returns the
@@ -329,6 +340,37 @@ is(LoadTest::state_of($SP), 'ready', 'load file removed: state ready');
     $svc = set_figure('0.44');
     is($svc && $svc->{state}, 'ready', 'down to 0.44: ready');
     unlink $LOAD;
+}
+
+###############################################################################
+# hold=: shedding starts at once; when the load falls back the curve has no
+# effect at once, but the state stays shedding until the load has been below
+# the threshold for the hold time (2 s here)
+
+{
+    my $hold_state = sub { my $s = LoadTest::service(LoadTest::status_json($SP), $HSVC); $s ? $s : {} };
+    LoadTest::write_load($HOLD_LOAD, "0.7\n");
+    my $took = LoadTest::wait_for(1.5, sub { ($hold_state->()->{state} // '') eq 'shedding' }, 0.02);
+    ok(defined $took, 'hold: at 0.7 shedding within 1.5 s');
+    is($hold_state->()->{delay_ms} + 0, 10, 'hold: at 0.7 delay 10 ms');
+    LoadTest::write_load($HOLD_LOAD, "0.3\n");
+    my $fell = time;
+    LoadTest::wait_for(1.5, sub { abs(($hold_state->()->{load} // 1) - 0.3) < 0.0005 }, 0.02);
+    my $s = $hold_state->();
+    is($s->{state}, 'shedding', 'hold: back at 0.3, still shedding');
+    is($s->{delay_ms} + 0, 0, 'hold: back at 0.3, no delay at once');
+    my @r = LoadTest::burst($t, n => 10, timeout => 0.5, port => $HP, name => $HSVC);
+    my ($answered, $median) = LoadTest::summary(@r);
+    is($answered, 10, 'hold: back at 0.3, every query answered');
+    ok(defined $median && $median < 0.005, 'hold: answered at once (median ' . LoadTest::ms($median) . ')');
+    my $ready = LoadTest::wait_for(4, sub { ($hold_state->()->{state} // '') eq 'ready' }, 0.05);
+    my $after = time - $fell;
+    ok(defined $ready && $after >= 1.9 && $after <= 3.5,
+        sprintf('hold: ready about 2 s after the load fell (%.1f s)', $after));
+    LoadTest::write_load($HOLD_LOAD, "0.7\n");
+    $took = LoadTest::wait_for(1.5, sub { ($hold_state->()->{state} // '') eq 'shedding' }, 0.02);
+    ok(defined $took, 'hold: shedding again at once');
+    unlink $HOLD_LOAD;
 }
 
 ###############################################################################

@@ -29,7 +29,12 @@ my $SVC = 'www.example.com';
 my ($CSVC, $TSVC, $TCSVC, $BSVC) =
     ('closed.example.org', 'tcp.example.org', 'tcpclosed.example.org', 'body.example.org');
 
-my $PROBE = "dns_silence drop;\ndns_load_probe http://127.0.0.1:$AP/health interval=200ms timeout=150ms"
+# The delay and drop checks below use the curve the module had as its
+# default before refusals (it drops at 0.9); hold=0: the state follows the
+# load at once.
+my $PROBE = "dns_silence drop;\n"
+          . "dns_shed 0.5:0 0.6:2ms 0.7:10ms 0.8:50ms 0.9:200ms:0.25 0.95:400ms:0.75 hold=0;\n"
+          . "dns_load_probe http://127.0.0.1:$AP/health interval=200ms timeout=150ms"
           . " rise=3 fall=3 load=header:X-Load;";
 $t->write_config(DnsTest::conf(
     workers => 2,
@@ -42,7 +47,7 @@ $t->write_config(DnsTest::conf(
         . DnsTest::server_block(port => 'PORT6', service => $TCSVC,
             extra => "dns_silence drop;\ndns_load_probe tcp://127.0.0.1:$CLOSED interval=200ms timeout=150ms;")
         . DnsTest::server_block(port => 'PORT7', service => $BSVC,
-            extra => "dns_load_probe http://127.0.0.1:$AP/health/body interval=200ms timeout=150ms load=body;"),
+            extra => "dns_load_probe http://127.0.0.1:$AP/health/body interval=200ms timeout=150ms load=body;\ndns_shed hold=0;"),
 ));
 my ($rc, $out) = $t->test_config;
 is($rc, 0, 'configuration with HTTP and TCP probes passes nginx -t') or diag($out);

@@ -34,7 +34,8 @@ $t->write_config(DnsTest::conf(
     workers => 2,
     main => LoadTest::status_http('PORT2'),
     servers => DnsTest::server_block(port => 'PORT3', service => $FSVC,
-            extra => "dns_load_file %%PREFIX%%/flood.load;\ndns_delay_queue 100;")
+            # a curve that only delays (50 ms at the flood's load 0.8)
+            extra => "dns_load_file %%PREFIX%%/flood.load;\ndns_delay_queue 100;\ndns_shed 0.6:2ms 0.8:50ms;")
         . DnsTest::server_block(port => 'PORT4', service => $BSVC,
             extra => "dns_address @BIG;")
         . DnsTest::server_block(port => 'PORT5', service => $LASVC,
@@ -165,8 +166,9 @@ sub counters_of {
     is($p && $p->{silence}, 'refuse', 'policy: dns_silence defaults to refuse');
     is($p && $p->{smoothing_ms}, 2000, 'policy: smoothing defaults to 2000 ms');
     is($p && $p->{high}, 0.98, 'policy: the default high mark');
-    is($p && join(' ', map { "$_->{load}:$_->{delay_ms}:$_->{drop}" } @{ $p->{curve} }),
-        '0.5:0:0 0.6:2:0 0.7:10:0 0.8:50:0 0.9:200:0.25 0.95:400:0.75', 'policy: the default curve');
+    is($p && join(' ', map { "$_->{load}:$_->{delay_ms}:$_->{drop}:$_->{refuse}" } @{ $p->{curve} }),
+        '0.6:2:0:0 0.7:10:0:0 0.8:50:0:0.3 0.9:100:0:0.6 0.95:200:0:0.9', 'policy: the default curve');
+    is($p && $p->{hold_ms}, 30000, 'policy: the default hold time');
     my $c = svc($LASVC)->{policy};
     is($c && join(' ', map { "$_->{load}:$_->{delay_ms}:$_->{drop}" } @{ $c->{curve} }),
         '0.5:0:0 0.8:100:0.2', 'policy: a configured curve');

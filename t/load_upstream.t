@@ -109,7 +109,8 @@ http {
 EOF
     stream => "upstream sapp { zone sapp 64k; server 127.0.0.1:$AP max_conns=2; }\n"
             . "server { listen 127.0.0.1:%%PORT6%%; proxy_pass sapp; proxy_timeout 10s; }",
-    server => "dns_load_upstream app;\ndns_load_smoothing 0;\ndns_silence drop;",
+    # hold=0: the state follows the load at once
+    server => "dns_load_upstream app;\ndns_load_smoothing 0;\ndns_silence drop;\ndns_shed hold=0;",
     servers => DnsTest::server_block(port => 'PORT3', service => $CAP,
             extra => "dns_load_upstream http:appcap capacity=4;\ndns_load_smoothing 0;\ndns_silence drop;")
         . DnsTest::server_block(port => 'PORT4', service => $DOWN,

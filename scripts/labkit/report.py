@@ -638,7 +638,10 @@ def curve_text(policy):
         if p.get("refuse"):
             text += ":refuse=%g" % p["refuse"]
         points.append(text)
-    return "dns_shed %s high=%g" % (" ".join(points), policy["high"])
+    text = "dns_shed %s high=%g" % (" ".join(points), policy["high"])
+    if "hold_ms" in policy:
+        text += " hold=%gs" % (policy["hold_ms"] / 1000.0)
+    return text
 
 
 def policy_description(name, lines, defaults):

@@ -33,6 +33,11 @@ pub struct Policy {
     /// At or above this load the host is silent.
     pub high: f64,
     pub silence: Silence,
+    /// How long the load must stay below where shedding stops before the
+    /// state returns to ready. The curve follows the load at once; this
+    /// only keeps a load that hovers at the threshold from flapping the
+    /// state (and the log lines, history and alerts that follow it).
+    pub hold_ms: u64,
 }
 
 /// The current shedding parameters, as published to every worker.
@@ -83,27 +88,33 @@ pub enum PolicyError {
 }
 
 impl Default for Policy {
-    /// The default curve, chosen from how resolvers pick servers: a few
-    /// milliseconds of delay already move BIND, PowerDNS Recursor and Knot
-    /// Resolver away (each resolver prefers the host that looks nearest, so
-    /// a delay acts as distance), while Unbound ignores delays under about
-    /// 150 ms and drop rates under about 50%, so the top of the curve uses
-    /// long delays and heavy drops before the host falls silent.
+    /// The default curve, chosen from the closed-loop lab (docs/lab.md §7):
+    /// delays from load 0.6 act as virtual distance over the spread of
+    /// real distance gaps (2–50 ms), which moves BIND, PowerDNS Recursor
+    /// and Knot Resolver a resolver at a time; from 0.7 a growing share of
+    /// queries is refused at once, which moves Unbound (deaf to delays
+    /// under ~125 ms) and Knot Resolver in proportion and costs clients no
+    /// time, where silent drops cost them a resolver timeout. The top of
+    /// the curve refuses nearly everything before the host falls silent.
     fn default() -> Policy {
         Policy {
             curve: vec![
-                point(0.5, 0, 0.0, 0.0),
                 point(0.6, 2, 0.0, 0.0),
                 point(0.7, 10, 0.0, 0.0),
-                point(0.8, 50, 0.0, 0.0),
-                point(0.9, 200, 0.25, 0.0),
-                point(0.95, 400, 0.75, 0.0),
+                point(0.8, 50, 0.0, 0.3),
+                point(0.9, 100, 0.0, 0.6),
+                point(0.95, 200, 0.0, 0.9),
             ],
             high: 0.98,
             silence: Silence::Refuse,
+            hold_ms: DEFAULT_HOLD_MS,
         }
     }
 }
+
+/// Default of `hold=`: a state change at most about once a minute when
+/// the load hovers at the threshold.
+pub const DEFAULT_HOLD_MS: u64 = 30_000;
 
 /// A curve point, in the order the directive writes one.
 pub fn point(load: f64, delay_ms: u32, drop: f64, refuse: f64) -> CurvePoint {
@@ -267,13 +278,17 @@ mod tests {
         let p = Policy::default();
         p.validate().unwrap();
         assert_eq!(p.shape(0.0), Shape::default());
-        assert_eq!(p.shape(0.5), Shape::default());
+        assert_eq!(p.shape(0.59), Shape::default());
+        assert_eq!(p.shape(0.6), shape(2000, 0, 0));
         assert_eq!(p.shape(0.65), shape(6000, 0, 0));
-        assert_eq!(p.shape(0.9), shape(200_000, 250_000, 0));
-        assert_eq!(p.shape(0.97), shape(400_000, 750_000, 0));
+        // Refusals from 0.7, never drops.
+        assert_eq!(p.shape(0.75), shape(30_000, 0, 150_000));
+        assert_eq!(p.shape(0.9), shape(100_000, 0, 600_000));
+        assert_eq!(p.shape(0.97), shape(200_000, 0, 900_000));
         assert!(p.shape(0.98).is_silent());
         assert!(p.shape(1.0).is_silent());
-        assert_eq!(p.shedding_starts_at(), 0.5);
+        assert_eq!(p.shedding_starts_at(), 0.6);
+        assert_eq!(p.hold_ms, 30_000);
     }
 
     #[test]
@@ -291,6 +306,7 @@ mod tests {
             curve,
             high: 0.85,
             silence: Silence::Drop,
+            hold_ms: DEFAULT_HOLD_MS,
         };
         assert_eq!(p.validate(), Err(PolicyError::High(0.85)));
     }
@@ -330,6 +346,7 @@ mod tests {
             curve: Policy::parse_curve(["0.7:0", "0.8:0:refuse=0.5"]).unwrap(),
             high: 0.95,
             silence: Silence::Refuse,
+            hold_ms: DEFAULT_HOLD_MS,
         };
         assert_eq!(p.shedding_starts_at(), 0.7);
         // A curve whose first point already delays sheds from that point,
@@ -338,6 +355,7 @@ mod tests {
             curve: Policy::parse_curve(["0.6:2ms", "0.8:20ms"]).unwrap(),
             high: 0.95,
             silence: Silence::Refuse,
+            hold_ms: DEFAULT_HOLD_MS,
         };
         assert_eq!(p.shedding_starts_at(), 0.6);
         assert_eq!(p.shape(0.59), Shape::default());
@@ -349,6 +367,7 @@ mod tests {
             curve: Policy::parse_curve(["0.5:0", "0.7:10ms:refuse=0.4", "0.9:30ms:0.2:refuse=0.8"]).unwrap(),
             high: 0.98,
             silence: Silence::Refuse,
+            hold_ms: DEFAULT_HOLD_MS,
         };
         assert_eq!(p.shape(0.4), Shape::default());
         assert_eq!(p.shape(0.6), shape(5000, 0, 200_000));

@@ -194,9 +194,10 @@ pub fn parse_host_source(arg: &str) -> Result<HostSource, SettingError> {
     }
 }
 
-/// `dns_shed POINT... [high=LOAD]`.
+/// `dns_shed POINT... [high=LOAD] [hold=TIME]`.
 pub fn parse_shed(args: &[&str], silence: Silence) -> Result<Policy, SettingError> {
     let mut high = Policy::default().high;
+    let mut hold_ms = Policy::default().hold_ms;
     let mut points = Vec::new();
     for arg in args {
         if let Some(value) = arg.strip_prefix("high=") {
@@ -205,6 +206,8 @@ pub fn parse_shed(args: &[&str], silence: Silence) -> Result<Policy, SettingErro
                 .ok()
                 .filter(|h| h.is_finite())
                 .ok_or_else(|| ConfigError::Parameter(arg.to_string()))?;
+        } else if let Some(value) = arg.strip_prefix("hold=") {
+            hold_ms = parse_hold(value).ok_or_else(|| ConfigError::Parameter(arg.to_string()))?;
         } else {
             points.push(*arg);
         }
@@ -214,9 +217,29 @@ pub fn parse_shed(args: &[&str], silence: Silence) -> Result<Policy, SettingErro
     } else {
         Policy::parse_curve(points)?
     };
-    let policy = Policy { curve, high, silence };
+    let policy = Policy {
+        curve,
+        high,
+        silence,
+        hold_ms,
+    };
     policy.validate()?;
     Ok(policy)
+}
+
+/// `hold=`: `30s`, `500ms`, `2m` or `0`, at most 10 minutes.
+fn parse_hold(text: &str) -> Option<u64> {
+    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 1)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1000)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60_000)
+    } else {
+        (text, 1000)
+    };
+    let n: u64 = number.parse().ok()?;
+    n.checked_mul(scale).filter(|ms| *ms <= 600_000)
 }
 
 pub fn parse_silence(arg: &str) -> Result<Silence, SettingError> {
@@ -298,6 +321,16 @@ mod tests {
         let p = parse_shed(&["0.5:0", "0.9:100ms:0.5", "high=0.95"], Silence::Refuse).unwrap();
         assert_eq!((p.curve.len(), p.high, p.silence), (2, 0.95, Silence::Refuse));
         assert!(parse_shed(&["0.5:0", "high=0.4"], Silence::Drop).is_err());
+        assert_eq!(p.hold_ms, 30_000);
+        let hold = |arg: &str| parse_shed(&["0.5:0", "0.9:100ms", arg], Silence::Refuse).map(|p| p.hold_ms);
+        assert_eq!(hold("hold=0").ok(), Some(0));
+        assert_eq!(hold("hold=500ms").ok(), Some(500));
+        assert_eq!(hold("hold=45s").ok(), Some(45_000));
+        assert_eq!(hold("hold=2m").ok(), Some(120_000));
+        assert_eq!(hold("hold=90").ok(), Some(90_000));
+        assert!(hold("hold=11m").is_err());
+        assert!(hold("hold=-1s").is_err());
+        assert!(hold("hold=").is_err());
         assert_eq!(
             parse_shed(&["high=0.99"], Silence::Drop).unwrap().curve,
             Policy::default().curve

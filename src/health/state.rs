@@ -91,6 +91,9 @@ pub struct Evaluator {
     /// Set while load is at or above the high mark (silent), with hysteresis.
     pub overloaded: u32,
     pub initialized: u32,
+    /// Since when (ms) the load of a shedding host has been below where
+    /// shedding stops; 0: it has not.
+    pub calm_since_ms: u64,
 }
 
 /// Hysteresis margin on load thresholds: leave a state only when the load
@@ -105,6 +108,7 @@ impl Default for Evaluator {
             state: State::Starting as u32,
             overloaded: 0,
             initialized: 0,
+            calm_since_ms: 0,
         }
     }
 }
@@ -155,11 +159,22 @@ impl Evaluator {
         } else if smoothed < policy.high - LOAD_MARGIN {
             self.overloaded = 0;
         }
-        let shedding = if was == State::Shedding {
-            smoothed >= start - LOAD_MARGIN
-        } else {
+        // Shedding starts at once; it ends when the load has stayed below
+        // the threshold (less the margin) for the policy's hold time.
+        let shedding = if was != State::Shedding {
             smoothed >= start
+        } else if smoothed >= start - LOAD_MARGIN {
+            self.calm_since_ms = 0;
+            true
+        } else {
+            if self.calm_since_ms == 0 {
+                self.calm_since_ms = now_ms.max(1);
+            }
+            now_ms.saturating_sub(self.calm_since_ms) < policy.hold_ms
         };
+        if !shedding {
+            self.calm_since_ms = 0;
+        }
 
         let state = if drain {
             State::Draining
@@ -300,34 +315,40 @@ mod tests {
 
     #[test]
     fn hysteresis_on_thresholds() {
-        let policy = Policy::default();
+        let policy = Policy::default(); // shedding from 0.6, hold 30 s
         let mut e = Evaluator::default();
-        assert_eq!(
-            e.update(0, &[(Reading::Load(0.52), true)], 0, &policy).state,
-            State::Shedding
-        );
+        let at = |e: &mut Evaluator, ms: u64, load: f64| e.update(ms, &[(Reading::Load(load), true)], 0, &policy);
+        assert_eq!(at(&mut e, 0, 0.59).state, State::Ready);
+        assert_eq!(at(&mut e, 1, 0.62).state, State::Shedding);
         // Back just under the start: still shedding (within the margin).
-        assert_eq!(
-            e.update(1, &[(Reading::Load(0.47), true)], 0, &policy).state,
-            State::Shedding
-        );
-        assert_eq!(
-            e.update(2, &[(Reading::Load(0.44), true)], 0, &policy).state,
-            State::Ready
-        );
+        assert_eq!(at(&mut e, 2, 0.57).state, State::Shedding);
+        // Below the margin: the curve has no effect at once, but the state
+        // waits out the hold time, and a load back at the threshold
+        // restarts it.
+        let v = at(&mut e, 1_000, 0.5);
+        assert_eq!((v.state, v.shape), (State::Shedding, Shape::default()));
+        assert_eq!(at(&mut e, 20_000, 0.5).state, State::Shedding);
+        assert_eq!(at(&mut e, 20_500, 0.58).state, State::Shedding);
+        assert_eq!(at(&mut e, 21_000, 0.5).state, State::Shedding);
+        assert_eq!(at(&mut e, 50_999, 0.5).state, State::Shedding);
+        assert_eq!(at(&mut e, 51_000, 0.5).state, State::Ready);
+        // Ready starts at once again at the threshold.
+        assert_eq!(at(&mut e, 51_001, 0.6).state, State::Shedding);
         // Silent above the high mark until the load is well below it.
-        assert!(e
-            .update(3, &[(Reading::Load(0.99), true)], 0, &policy)
-            .shape
-            .is_silent());
-        assert!(e
-            .update(4, &[(Reading::Load(0.95), true)], 0, &policy)
-            .shape
-            .is_silent());
-        assert!(!e
-            .update(5, &[(Reading::Load(0.92), true)], 0, &policy)
-            .shape
-            .is_silent());
+        assert!(at(&mut e, 60_000, 0.99).shape.is_silent());
+        assert!(at(&mut e, 60_001, 0.95).shape.is_silent());
+        assert!(!at(&mut e, 60_002, 0.92).shape.is_silent());
+    }
+
+    #[test]
+    fn no_hold_leaves_at_once() {
+        let policy = Policy {
+            hold_ms: 0,
+            ..Policy::default()
+        };
+        let mut e = Evaluator::default();
+        assert_eq!(e.update(0, &[(Reading::Load(0.7), true)], 0, &policy).state, State::Shedding);
+        assert_eq!(e.update(1, &[(Reading::Load(0.5), true)], 0, &policy).state, State::Ready);
     }
 
     #[test]

@@ -373,8 +373,8 @@ fn write_policy(out: &mut String, policy: &Policy, smoothing_ms: u64) {
     };
     let _ = write!(
         out,
-        "],\"high\":{},\"silence\":\"{silence}\",\"smoothing_ms\":{smoothing_ms}}},",
-        policy.high
+        "],\"high\":{},\"hold_ms\":{},\"silence\":\"{silence}\",\"smoothing_ms\":{smoothing_ms}}},",
+        policy.high, policy.hold_ms
     );
 }
 
@@ -546,6 +546,7 @@ mod tests {
         assert_eq!(reported["silence"], "refuse");
         assert_eq!(reported["high"], policy.high);
         assert_eq!(reported["smoothing_ms"], 2000);
+        assert_eq!(reported["hold_ms"], policy.hold_ms);
         let curve = reported["curve"].as_array().expect("curve");
         assert_eq!(curve.len(), policy.curve.len());
         for (point, expected) in curve.iter().zip(&policy.curve) {
