@@ -2,7 +2,7 @@
 the answers send the clients, the clients are the load.
 
 Three hosts, each nginx + the module in front of its own application
-(scripts/lab.d/app.py) with 20, 20 and 40 request slots (max_conns of an
+(scripts/lab.d/app.py) with 100, 100 and 200 request slots (max_conns of an
 upstream with a zone, which the module reads with dns_load_upstream); a
 relay on each host's glue address gives each resolver its own distance to
 the host; twelve resolvers (three each of Unbound, BIND 9, PowerDNS
@@ -13,7 +13,8 @@ for 1-5 s. Scenarios (steady load, a step, a host slowed to half its
 capacity, a host killed, a host drained and returned, load oscillating
 around a shedding threshold) are run under each policy: round-robin (NSD
 serves the three addresses, the way before the module), nearest (the
-module with shedding off), default (the module's defaults) and tuned.
+module with shedding off), previous (the module's default curve before
+this lab) and default (the module's defaults).
 Each host's load, state and shedding shape are read from its status
 endpoint once per second; the figures per scenario are computed here and
 written by report.py (closed-loop.json, and in full mode the pictures and
@@ -43,24 +44,23 @@ FAMILIES = [Unbound, Bind, PowerDNS, Knot]
 PER_FAMILY = 3
 RESOLVER_BASE = 31  # resolver k listens on, and queries from, 127.0.0.(31 + k)
 DISTANCE_SEED = 7
-MEAN_WINDOW = 5  # seconds: loads are averaged over this before swing and settling
+MEAN_WINDOW = 5  # seconds: loads are averaged over this before the swing
+SETTLE_WINDOW = 10  # seconds: loads are averaged over this before settling and the 10 s peak
 SETTLE_BAND = 0.10  # settled: every host's averaged load within this of its final level
 
 # The policies compared: the stream server lines of www.example.com besides
 # its load file (drain). None: NSD answers with all three addresses.
-# Tuned: the default's delays (virtual distance over the spread of real
-# distance gaps, 10-50 ms) plus a refuse probability from load 0.7 that
-# moves Unbound and Knot Resolver gradually, and refusals instead of the
-# silent drops at the top (drops cost clients a resolver timeout).
-TUNED_SHED = ("dns_shed 0.6:2ms 0.7:10ms 0.8:50ms:refuse=0.3 0.9:100ms:refuse=0.6 "
-              "0.95:200ms:refuse=0.9 high=0.98;")
+# Previous: the module's default curve before this lab (delays, then silent
+# drops at the top; the state followed the load at once).
+PREVIOUS_SHED = ("dns_shed 0.5:0 0.6:2ms 0.7:10ms 0.8:50ms 0.9:200ms:0.25 0.95:400ms:0.75 "
+                 "high=0.98 hold=0;")
 POLICIES = {
     "round-robin": None,
     # no load source but the load file: shedding off, the nearest host wins
     "nearest": "",
+    "previous": "dns_load_upstream app;\n        " + PREVIOUS_SHED,
     # the module's defaults: no dns_shed, no dns_silence, no smoothing set
     "default": "dns_load_upstream app;",
-    "tuned": "dns_load_upstream app;\n        " + TUNED_SHED,
 }
 
 
@@ -105,11 +105,14 @@ def scenarios(quick):
         {"run": "step", "duration": 120, "steps": [(0, 0.70), (40, 0.95)], "events": [],
          "windows": [("step", 40, 120, 40)]},
         # the other events at 0.6, so that the remaining slots can carry the load
-        {"run": "capacity", "duration": 120, "steps": [(0, 0.60)], "events": [(40, "slow", 0)],
-         "windows": [("capacity-halves", 40, 120, 40)]},
+        # 160 s after the event: settling within 2 minutes can be seen
+        {"run": "capacity", "duration": 200, "steps": [(0, 0.60)], "events": [(40, "slow", 0)],
+         "windows": [("capacity-halves", 40, 200, 40)]},
         {"run": "kill", "duration": 100, "steps": [(0, 0.60)], "events": [(40, "kill", 0)],
          "windows": [("kill", 40, 100, 40)]},
-        {"run": "drain", "duration": 120, "steps": [(0, 0.60)],
+        # drained at 0.45, when the other hosts can take its clients (0.6 of
+        # their slots): a drain is planned; losing a host at 0.6 is "kill"
+        {"run": "drain", "duration": 120, "steps": [(0, 0.45)],
          "events": [(30, "drain", 0), (70, "up", 0)],
          "windows": [("drain", 30, 120, 70)]},
         # offered load around the shedding thresholds: 0.55-0.85, period 90 s
@@ -414,14 +417,18 @@ def window_figures(name, a, b, event_at, samples, recs):
     """The figures of one scenario window [a, b) of a run; event_at: when
     its (last) event happened, None for steady windows."""
     hosts = range(len(HOSTS))
+    sess = [r for r in recs if a <= r["t"] < b]
     in_win = [s for s in samples if a <= s["t"] < b]
-    peak, swing, flips = [], [], []
+    peak, peak10, swing, flips = [], [], [], []
     settle = None
     means = [moving_mean(load_series(samples, h), MEAN_WINDOW) for h in hosts]
+    means10 = [moving_mean(load_series(samples, h), SETTLE_WINDOW) for h in hosts]
     steady_from = a if event_at is None else a + (b - a) / 2
     for h in hosts:
         loads = [s["hosts"][h]["load"] for s in in_win if s["hosts"][h] and s["hosts"][h]["load"] is not None]
         peak.append(round(max(loads), 3) if loads else 0.0)
+        m10 = [v for t, v in means10[h] if a + SETTLE_WINDOW <= t < b]
+        peak10.append(round(max(m10), 3) if m10 else 0.0)
         m = [v for t, v in means[h] if steady_from + MEAN_WINDOW <= t < b]
         swing.append(round(max(m) - min(m), 3) if m else 0.0)
         states = [s["hosts"][h]["state"] for s in in_win if s["hosts"][h]]
@@ -431,15 +438,14 @@ def window_figures(name, a, b, event_at, samples, recs):
         tail = b - (b - event_at) / 4  # the final level: the last quarter's mean
         last_out = event_at
         for h in hosts:
-            final = [v for t, v in means[h] if tail <= t < b]
+            final = [v for t, v in means10[h] if tail <= t < b]
             level = sum(final) / len(final) if final else 0.0
-            for t, v in means[h]:
+            for t, v in means10[h]:
                 if event_at <= t < b and abs(v - level) > SETTLE_BAND:
                     last_out = max(last_out, t)
         settle_at = last_out - event_at
         # settling that ends in the last quarter is not settling within the run
         settle = round(settle_at, 1) if last_out < tail else None
-    sess = [r for r in recs if a <= r["t"] < b]
     failed = [r for r in sess if r["status"] != "ok"]
     kinds = {}
     for r in failed:
@@ -454,7 +460,8 @@ def window_figures(name, a, b, event_at, samples, recs):
         fam.setdefault(f, [0] * len(HOSTS))[r["host"]] += 1
     return {
         "name": name, "from": a, "to": b, "event_at": event_at,
-        "host_capacity": list(CAPACITY), "peak_load": peak, "swing": swing,
+        "host_capacity": list(CAPACITY), "peak_load": peak, "peak_load_10s": peak10,
+        "peak_floor": peak_floor(sess, a, b), "swing": swing,
         "flips_per_min": round(max(flips) / minutes, 2) if minutes else 0.0,
         "flips": flips, "settle_s": settle, "failed_sessions": len(failed), "sessions": len(sess),
         "failures": kinds, "hosts": share, "families": fam,
@@ -467,9 +474,43 @@ def window_figures(name, a, b, event_at, samples, recs):
     }
 
 
+def peak_floor(sess, a, b, trials=20):
+    """The highest one-second load that chance alone gives a host: the same
+    sessions (their number in the window, the same hold times) split among
+    the hosts in proportion to their slots, each host's busy slots read once
+    per second; the mean over `trials` of the largest reading of any host.
+    No policy can keep its peak below this at this offered load."""
+    n, span = len(sess), b - a
+    if n == 0 or span <= 0:
+        return 0.0
+    rng = random.Random(n)
+    total = sum(CAPACITY)
+    peaks = []
+    for _ in range(trials):
+        starts = sorted(rng.uniform(a, b) for _ in range(n))
+        worst, k = 0.0, 0
+        busy = [[] for _ in CAPACITY]
+        for second in range(int(a), int(b)):
+            while k < len(starts) and starts[k] < second:
+                pick = rng.uniform(0, total)
+                h = 0
+                while pick >= CAPACITY[h] and h < len(CAPACITY) - 1:
+                    pick -= CAPACITY[h]
+                    h += 1
+                busy[h].append(starts[k] + rng.uniform(*HOLD_MS) / 1000.0)
+                k += 1
+            for h in range(len(CAPACITY)):
+                busy[h] = [e for e in busy[h] if e > second]
+                # the first seconds only fill up: read after one longest hold
+                if second >= a + HOLD_MS[1] / 1000.0:
+                    worst = max(worst, min(1.0, len(busy[h]) / CAPACITY[h]))
+        peaks.append(worst)
+    return round(sum(peaks) / len(peaks), 3)
+
+
 # ---------------------------------------------------------------- the experiment
 
-def run(lab, policies=None, runs=None):
+def run(lab, policies=None, runs=None, repeat=1, skip=()):
     """Stops the open-loop hosts, sets up the closed loop and runs every
     scenario under every policy; stores the results in lab.results."""
     for h in lab.hosts:
@@ -488,11 +529,16 @@ def run(lab, policies=None, runs=None):
         for sc in scenarios(quick):
             if runs and sc["run"] not in runs:
                 continue
-            for i, policy in enumerate(policies):
-                out["runs"].append(run_once(world, policy, sc, quick, seed=1000 + i))
-                save_partial(lab)
-                if lab_stopping():
-                    return
+            for k in range(repeat):
+                for i, policy in enumerate(policies):
+                    if (policy, sc["run"], k) in skip:
+                        continue
+                    one = run_once(world, policy, sc, quick, seed=1000 + i + 37 * k)
+                    one["repeat"] = k
+                    out["runs"].append(one)
+                    save_partial(lab)
+                    if lab_stopping():
+                        return
     finally:
         world.stop()
         if not lab_stopping():  # experiments after this one need the delegation back

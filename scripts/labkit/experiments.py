@@ -340,7 +340,8 @@ class Lab:
 
     def exp_closed_loop(self):
         from . import closedloop
-        closedloop.run(self, policies=self.args.policies, runs=self.args.runs)
+        closedloop.run(self, policies=self.args.policies, runs=self.args.runs, repeat=self.args.repeat,
+                       skip=getattr(self.args, "skip_runs", set()))
 
     def run(self, experiments):
         """Sets up, then runs the named experiments in the order given."""

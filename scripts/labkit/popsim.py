@@ -27,7 +27,7 @@ the lab's measurements:
   kresd    the lowest smoothed RTT, but EXPLORE of the queries go to a
            random other host; a REFUSED makes it pick again
 
-Usage (from scripts/): python3 -m labkit.popsim [--policy default|tuned|nearest]
+Usage (from scripts/): python3 -m labkit.popsim [--policy default|previous|nearest]
 [--shed "dns_shed ..."] [--offered 0.7] [--resolvers N] [--seeds 4], or
 simulate() and calibrate() from Python; tests: python3 -m unittest
 labkit.test_popsim (from scripts/).
@@ -47,8 +47,9 @@ PDNS_HALF_LIFE_S = 60.0
 EXPLORE = 0.05
 TIMEOUT_MS = 800.0  # what a drop costs a client (a resolver's retry timeout)
 
-DEFAULT_CURVE = {"points": [(0.5, 0, 0, 0), (0.6, 2, 0, 0), (0.7, 10, 0, 0), (0.8, 50, 0, 0),
-                            (0.9, 200, 0.25, 0), (0.95, 400, 0.75, 0)], "high": 0.98}
+# the module's default (policy.rs); the status endpoint's report wins where known
+DEFAULT_CURVE = {"points": [(0.6, 2, 0, 0), (0.7, 10, 0, 0), (0.8, 50, 0, 0.3), (0.9, 100, 0, 0.6),
+                            (0.95, 200, 0, 0.9)], "high": 0.98}
 NEVER = {"points": [], "high": 2.0}  # shedding off: every host answers at once
 
 
@@ -63,6 +64,8 @@ def parse_shed(text):
         if arg.startswith("high="):
             high = float(arg[5:])
             continue
+        if arg.startswith("hold="):
+            continue  # the state's hold changes no answer
         fields = arg.split(":")
         load = float(fields[0])
         delay = fields[1]

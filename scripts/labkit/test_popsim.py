@@ -30,14 +30,16 @@ class Curve(unittest.TestCase):
     def test_default_curve_as_the_module(self):
         self.assertEqual(shape(DEFAULT_CURVE, 0.4), (0.0, 0.0, 0.0))
         self.assertAlmostEqual(shape(DEFAULT_CURVE, 0.65)[0], 6.0)
-        self.assertEqual(tuple(round(x, 3) for x in shape(DEFAULT_CURVE, 0.9)), (200, 0.25, 0))
-        self.assertEqual(shape(DEFAULT_CURVE, 0.97), (400, 0.75, 0))
+        self.assertEqual(tuple(round(x, 3) for x in shape(DEFAULT_CURVE, 0.9)), (100, 0, 0.6))
+        self.assertEqual(shape(DEFAULT_CURVE, 0.97), (200, 0, 0.9))
         self.assertIsNone(shape(DEFAULT_CURVE, 0.98))
 
     def test_parse_shed(self):
         c = parse_shed("dns_load_upstream app;\n dns_shed 0.5:0 0.7:10ms:refuse=0.4 0.9:1s:0.2:refuse=0.6 high=0.95;")
         self.assertEqual(c["high"], 0.95)
         self.assertEqual(c["points"], [(0.5, 0, 0, 0), (0.7, 10, 0, 0.4), (0.9, 1000, 0.2, 0.6)])
+        self.assertEqual(parse_shed("dns_shed 0.5:0 0.9:5ms high=0.95 hold=30s;")["points"],
+                         [(0.5, 0, 0, 0), (0.9, 5, 0, 0)])
         self.assertAlmostEqual(shape(c, 0.6)[2], 0.2)
         self.assertIsNone(parse_shed("dns_load_upstream app;"))
 
