@@ -1,7 +1,7 @@
 #!/usr/bin/perl
 
-# Reload and shutdown soak. nginx serves DNS at load 0.9 (the default curve:
-# every answer delayed 200 ms, a quarter dropped) to dnsperf at a few
+# Reload and shutdown soak. nginx serves DNS at load 0.9 (with a curve that
+# delays every answer 200 ms and drops a quarter) to dnsperf at a few
 # thousand queries/s, to TCP clients that pipeline, and proxies a TCP
 # connection to a local sink at the same time. The same run is made twice,
 # without and with "nginx -s reload" every 0.5 s, then nginx quits.
@@ -161,6 +161,7 @@ for my $reloading (0, 1) {
                  . "proxy_timeout 600s; }",
         server  => "listen 127.0.0.1:%%PORT%% udp reuseport;\n"
                  . "dns_load_file %%PREFIX%%/app.load;\ndns_load_smoothing 0;\n"
+                 . "dns_shed 0.5:0 0.9:200ms:0.25;\n"
                  . "dns_tcp_timeout ${TCP_TIMEOUT}s;",
     ) =~ s/listen 127\.0\.0\.1:%%PORT%% udp;\n//r);
     LoadTest::write_load($t->prefix . '/app.load', "0.9\n");
