@@ -41,11 +41,13 @@ def hosts(n, regions):
             [i * regions // n for i in range(n)])
 
 
-def resolvers(n, regions, bind="bind"):
+def resolvers(n, regions, bind="bind", only=None):
     """Families and regions of n resolvers (the four families in turn, each
     family spread evenly over the regions); bind: the rule BIND follows
-    ("bind": 9.18, "bind921": 9.21)."""
+    ("bind": 9.18, "bind921": 9.21); only: every resolver of this family."""
     fams = [(bind if f == "bind" else f) for f in (FAMILIES[k % 4] for k in range(n))]
+    if only:
+        fams = [only] * n
     return fams, [(k // 4) % regions for k in range(n)]
 
 
@@ -80,9 +82,11 @@ def curve(policy):
     return popsim.curve_of(POLICIES[policy], None)
 
 
-def setting(n_hosts, regions, n_resolvers, names=None, bind="bind"):
+def setting(n_hosts, regions, n_resolvers, names=None, bind="bind", only=None):
+    """Hosts, resolvers, distances and delegation (`names` NS names; None:
+    one per host) of one fleet."""
     cap, hreg = hosts(n_hosts, regions)
-    fams, rreg = resolvers(n_resolvers, regions, bind)
+    fams, rreg = resolvers(n_resolvers, regions, bind, only)
     return {"capacity": cap, "host_region": hreg, "families": fams, "resolver_region": rreg,
             "distances": distances(rreg, hreg), "delegation": delegation(n_hosts, names or n_hosts)}
 
@@ -137,6 +141,16 @@ def settle(samples, hs, event_at, b):
     return round(last_out - event_at, 1) if last_out < tail else None
 
 
+def region_settle(samples, capacity, region_hosts, event_at, b):
+    """settle() for the capacity-weighted load of each group of hosts."""
+    series = []
+    for hs in region_hosts:
+        cap = float(sum(capacity[h] for h in hs))
+        series.append([sum(s["load"][h] * capacity[h] for h in hs) / cap for s in samples])
+    merged = [{"t": s["t"], "load": [x[i] for x in series]} for i, s in enumerate(samples)]
+    return settle(merged, range(len(region_hosts)), event_at, b)
+
+
 def views(resolver_objs, n_hosts):
     """Per family: the mean number of hosts one resolution may pick from,
     and the hosts that no resolver of the family can ever pick."""
@@ -174,6 +188,39 @@ def fleet_sizes(sizes=(3, 6, 13, 20, 40), policies=("default", "tuned"), n_resol
             "warmup": warmup, "seeds": list(seeds), "rows": rows}
 
 
+def family_figures(samples, a, b):
+    """Per resolver family over [a, b): sessions, and the shares that got no
+    address, were sent to a full host, or met a resolver timeout."""
+    out = {}
+    for smp in samples:
+        if a <= smp["t"] < b:
+            for f, v in smp["families"].items():
+                o = out.setdefault(f, [0, 0, 0, 0])
+                for i in range(4):
+                    o[i] += v[i]
+    res = {}
+    for f, (ok, noaddr, full, delayed) in out.items():
+        n = max(1, ok + noaddr + full)
+        res[f] = {"sessions": ok + noaddr + full, "no_address_pct": round(100.0 * noaddr / n, 2),
+                  "full_pct": round(100.0 * full / n, 2), "delayed_pct": round(100.0 * delayed / n, 2)}
+    return res
+
+
+def herds(n_hosts=40, counts=(200, 2000, 8000), policies=("default", "tuned"), regions=3, offered=0.7,
+          seconds=180, warmup=60, seed=1):
+    """The same fleet and offered load spread over fewer or more resolvers:
+    fewer resolvers are bigger herds."""
+    rows = []
+    for n in counts:
+        st = setting(n_hosts, regions, n, names=min(n_hosts, 13))
+        for policy in policies:
+            s = run(st, policy, [(0, offered)], seconds, seed=seed)
+            rows.append(dict(figures(s, st["capacity"], warmup, seconds), resolvers=n, policy=policy,
+                             per_resolver=round(offered * sum(st["capacity"]) / 3.0 / n, 2)))
+    return {"hosts": n_hosts, "regions": regions, "offered": offered, "seconds": seconds, "warmup": warmup,
+            "rows": rows}
+
+
 def mean_figures(per_seed):
     keys = ("peak", "swing", "failed_pct", "delayed_pct", "min_load", "max_load", "share_gap", "min_ratio",
             "max_ratio")
@@ -203,29 +250,37 @@ def regional_outage(policies=("default", "tuned"), regions=3, per_region=4, n_re
         rows.append({"policy": policy,
                      "before": dict(before, region_load=region_load(before)),
                      "during": dict(during, region_load=region_load(during),
-                                    settle_s=settle(s, survivors, kill_at, return_at)),
+                                    settle_s=settle(s, survivors, kill_at, return_at),
+                                    region_settle_s=region_settle(s, st["capacity"], region_hosts[1:],
+                                                                  kill_at, return_at),
+                                    families=family_figures(s, kill_at, return_at)),
                      "after": dict(after, region_load=region_load(after),
-                                   settle_s=settle(s, range(n), return_at, seconds))})
+                                   settle_s=settle(s, range(n), return_at, seconds),
+                                   region_settle_s=region_settle(s, st["capacity"], region_hosts,
+                                                                 return_at, seconds))})
     region_capacity = [sum(st["capacity"][h] for h in hs) for hs in region_hosts]
     return {"regions": regions, "per_region": per_region, "resolvers": n_resolvers, "demand": list(demand),
             "offered": offered, "kill_at": kill_at, "return_at": return_at, "seconds": seconds,
             "region_capacity": region_capacity, "rows": rows}
 
 
-def ns_limits(n_hosts=40, layouts=(40, 20, 13, 8, 4), binds=("bind", "bind921"), policy="tuned",
+def ns_limits(n_hosts=40, layouts=(40, 20, 13, 8, 4), binds=("bind", "bind921"),
+              alone=("bind", "bind921", "pdns"), alone_layouts=(40, 13, 8), policy="default",
               n_resolvers=2000, regions=3, offered=0.7, seconds=180, warmup=60, seed=1):
-    """(c) One fleet of n_hosts behind NS names carrying one or more
-    addresses each (layouts: the number of names), under each BIND rule."""
+    """(c) One fleet of n_hosts behind `layouts` NS names (the hosts'
+    addresses spread over them), with the four families under each BIND
+    rule, and populations of one family alone."""
+    cases = [(None, bind, m) for bind in binds for m in layouts]
+    cases += [(only, "bind", m) for only in alone for m in alone_layouts]
     rows = []
-    for bind in binds:
-        for m in layouts:
-            st = setting(n_hosts, regions, n_resolvers, names=m, bind=bind)
-            info = {}
-            s = run(st, policy, [(0, offered)], seconds, seed=seed, info=info)
-            f = figures(s, st["capacity"], warmup, seconds)
-            sizes = sorted({len(x) for x in st["delegation"]})
-            rows.append(dict(f, bind=bind, names=m, per_name="-".join(str(x) for x in sizes),
-                             views=views(info["resolvers"], n_hosts)))
+    for only, bind, m in cases:
+        st = setting(n_hosts, regions, n_resolvers, names=m, bind=bind, only=only)
+        info = {}
+        s = run(st, policy, [(0, offered)], seconds, seed=seed, info=info)
+        f = figures(s, st["capacity"], warmup, seconds)
+        sizes = sorted({len(x) for x in st["delegation"]})
+        rows.append(dict(f, population=only or "all", bind=bind, names=m,
+                         per_name="-".join(str(x) for x in sizes), views=views(info["resolvers"], n_hosts)))
     return {"hosts": n_hosts, "resolvers": n_resolvers, "regions": regions, "policy": policy,
             "offered": offered, "seconds": seconds, "warmup": warmup, "rows": rows}
 
@@ -236,10 +291,340 @@ def experiments(quick=False):
     t0 = time.time()
     if quick:
         out = {"fleet": fleet_sizes(sizes=(3, 13, 40), n_resolvers=400, seconds=90, warmup=30),
+               "herds": herds(counts=(100, 400), seconds=90, warmup=30),
                "outage": regional_outage(n_resolvers=400, kill_at=60, return_at=120, seconds=180),
-               "ns": ns_limits(layouts=(40, 8), n_resolvers=400, seconds=90, warmup=30)}
+               "ns": ns_limits(layouts=(40, 8), alone=("bind",), alone_layouts=(40,), n_resolvers=400,
+                               seconds=90, warmup=30)}
     else:
-        out = {"fleet": fleet_sizes(), "outage": regional_outage(), "ns": ns_limits()}
+        out = {"fleet": fleet_sizes(seeds=(1, 2)), "herds": herds(), "outage": regional_outage(),
+               "ns": ns_limits()}
     out["quick"] = quick
     out["elapsed_s"] = round(time.time() - t0)
     return out
+
+
+# ---------------------------------------------------------------- the document
+
+SOURCES = """What each resolver family uses of a delegation with many NS names,
+as read in the resolvers' source and documentation (the versions the lab
+runs: BIND 9.18.49, PowerDNS Recursor 4.8.8, Unbound 1.17.1, Knot Resolver
+5.6.0), and how the model applies it (`Resolver.visible` and
+`Resolver.candidates` in popsim.py):
+
+- **BIND 9.18 and 9.20** look up addresses for at most the first 20 NS
+  records of a delegation (`NS_PROCESSING_LIMIT`, added against
+  CVE-2022-2795; `fctx_getaddresses()` in
+  [lib/dns/resolver.c](https://github.com/isc-projects/bind9/blob/v9.18.49/lib/dns/resolver.c)),
+  and use every address of each of them, choosing the lowest smoothed RTT.
+  The records are taken in the order the cache iterates them, which is
+  DNSSEC (canonical) order ([lib/dns/rdataslab.c](https://github.com/isc-projects/bind9/blob/v9.18.49/lib/dns/rdataslab.c)):
+  every BIND resolver takes the same 20. Model: the first 20 NS names of
+  the delegation, every address of each (`bind`).
+- **BIND 9.21.20 and later** replace that limit with `max-delegation-servers`
+  (default 13, 1–100; release note of 9.21.20: "the maximum number of
+  processed delegation nameservers … default 13, replacing the hardcoded
+  NS_PROCESSING_LIMIT (20)"). In `resolver.c` the limit counts name-server
+  *addresses*: at most 13 NS records of a referral are cached
+  (`cache_delegns()`), and one resolution uses at most 13 addresses over all
+  NS names and glue (`ns_processed`, shared by
+  `fctx_getaddresses_addresses()` and `fctx_getaddresses_nameservers()`;
+  the source says "the maximum number of nameserver names and addresses
+  used for this resolution is at most `max_delegation_servers`"). Several
+  addresses per NS name do not widen what one BIND 9.21 resolver sees
+  beyond 13 hosts.
+  Model: the NS names in the order of the referral the resolver got (a
+  random order per resolver), at most 13 of them, and their addresses up
+  to 13 in all (`bind921`).
+- **PowerDNS Recursor** (4.5.11, 4.6.4, 4.7.3, 4.8.0 and later):
+  `max-ns-per-resolve`, default 13: "If a zone has more than
+  max-ns-per-resolve NS records, a random sample of this size will be used"
+  ([settings](https://doc.powerdns.com/recursor/settings.html#max-ns-per-resolve));
+  the sample is drawn in `getBestNSFromCache()` (`std::sample`, pdns
+  `recursordist/syncres.cc`) for every resolution, and every address of a
+  sampled NS name is used. Model: a fresh sample of 13 NS names per
+  resolution, the lowest decayed RTT among their addresses (`pdns`).
+- **Unbound** keeps every NS name and address of a delegation point and
+  selects among all addresses with glue (random within 400 ms of the
+  fastest). Its limits are on work, not on the set: at most 16 glue
+  fetches per delegation point (`MAX_DP_TARGET_COUNT`) and 64 per query
+  (`MAX_TARGET_COUNT`, `iterator/iterator.h`) for NS names without glue,
+  and `max-sent-count` (default 32) queries per resolution. Model: every
+  address (`unbound`).
+- **Knot Resolver 5** puts every NS name of the cached NS set and every
+  cached address of each into the zone cut (`fetch_ns()` and
+  `fetch_addr()` in `lib/zonecut.c`), and its server selection
+  (`lib/selection_iter.c`) chooses among all of them; no limit on the
+  number of NS names or addresses was found. Model: every address (`kresd`).
+
+So the "about 13 name servers" limit holds per resolution for PowerDNS
+Recursor (a different 13 each time), for all time for BIND 9.21 (13
+addresses, whatever the number of NS names), and as 20 NS names for BIND
+9.18/9.20; Unbound and Knot Resolver see every address."""
+
+
+def pct(x):
+    return "%.1f%%" % x
+
+
+def rng_text(a, b, fmt="%.2f"):
+    return (fmt + "–" + fmt) % (a, b) if a != b else fmt % a
+
+
+def md_table(head, rows):
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def settle_text(x):
+    return "not within the window" if x is None else "%.0f s" % x
+
+
+def doc(results):
+    """docs/popsim.md from the results of experiments()."""
+    fl, hd, ou, ns = results["fleet"], results["herds"], results["outage"], results["ns"]
+    out = ["# The population model: fleets, regions, outages and delegation limits", ""]
+    out.append("""Generated by `python3 -m labkit.popsim fleet --out ../docs/popsim.md` (from
+`scripts/`, %s s) from runs of the population model
+([`scripts/labkit/popsim.py`](../scripts/labkit/popsim.py), experiments in
+[`scripts/labkit/fleet.py`](../scripts/labkit/fleet.py)). The model is the
+one calibrated on the closed-loop lab ([lab.md §7](lab.md#7-closed-loop)
+compares its shares with the lab's on the same scenarios): resolvers of
+four families choose hosts by their own rules (Unbound's 400 ms band,
+BIND's decaying SRTT and lameness, PowerDNS Recursor's decaying speeds,
+Knot Resolver's exploration), client sessions hold a host's request slots
+for 1–5 s, and each host's smoothed load shapes its answers by the policy's
+curve. Policies: `default` (the module's default curve) and `tuned` (the
+closed-loop lab's tuned `dns_shed`). The runs are the model's, not
+measurements; the lab covers three hosts and twelve resolvers.""" % results.get("elapsed_s", "?"))
+    out.append("")
+    out.append("""**Setting.** Hosts have 100, 100 and 200 request slots in turn and are split
+into %d regions in order; resolvers take the four families and the regions in
+turn. A resolver is 1–15 ms from the hosts of its region and 30–200 ms from
+the others (a base of 30–180 ms per pair of regions plus 0–20 ms per resolver
+and host, drawn from a fixed seed). Figures over the steady part of each run
+(from %d s to %d s): **peak** is the highest one-second load of any host
+(fraction of its slots), **swing** the largest peak-to-peak of a host's 5 s
+mean load, **failed** the sessions that got no address or a host with every
+slot busy, **timeout** the sessions whose resolution met a resolver timeout
+(a silent host), **share / capacity** a host's share of the sessions divided
+by its share of the slots (1 is fair).""" % (fl["regions"], fl["warmup"], fl["seconds"]))
+    out.append("")
+
+    # (a)
+    out.append("## Fleet size")
+    out.append("")
+    out.append("""%d resolvers, offered load %.2f of all slots, %d s, mean of %d seed(s). Every
+host reachable by every family: the hosts' addresses on min(N, 13) NS names.""" % (
+        fl["resolvers"], fl["offered"], fl["seconds"], len(fl["seeds"])))
+    out.append("")
+    rows = []
+    for r in fl["rows"]:
+        rows.append([r["hosts"], r["names"], r["capacity"], r["policy"], "%.2f" % r["peak"], "%.2f" % r["swing"],
+                     pct(r["failed_pct"]), pct(r["delayed_pct"]), rng_text(r["min_load"], r["max_load"]),
+                     rng_text(r["min_ratio"], r["max_ratio"]), "%.1f" % r["share_gap"]])
+    out.append(md_table(["hosts", "NS names", "slots", "policy", "peak", "swing", "failed", "timeout",
+                         "mean load (min–max host)", "share / capacity", "largest share gap (points)"], rows))
+    out.append("")
+    out.extend(fleet_findings(fl))
+    out.append("")
+
+    # herds
+    out.append("## Herd size")
+    out.append("")
+    out.append("""The same %d hosts and offered load %.2f spread over fewer or more resolvers
+(sessions per second per resolver in the table): a resolver of BIND, PowerDNS
+Recursor or Knot Resolver sends all of its clients to one host at a time, so
+fewer resolvers move bigger herds.""" % (hd["hosts"], hd["offered"]))
+    out.append("")
+    out.append(md_table(["resolvers", "sessions/s each", "policy", "peak", "swing", "failed",
+                         "mean load (min–max host)"],
+                        [[r["resolvers"], "%.2f" % r["per_resolver"], r["policy"], "%.2f" % r["peak"],
+                          "%.2f" % r["swing"], pct(r["failed_pct"]), rng_text(r["min_load"], r["max_load"])]
+                         for r in hd["rows"]]))
+    out.append("")
+    out.extend(herd_findings(hd))
+    out.append("")
+
+    # (b)
+    out.append("## Regional outage")
+    out.append("")
+    cap = ou["region_capacity"]
+    out.append("""%d regions of %d hosts (%s slots), %d resolvers, offered load %.2f of all
+slots, of which the regions' clients ask for %s (clients follow the sun: region 1
+is the busiest). Every host of region 1 is killed at %d s (it answers nothing
+and its requests in flight are lost) and returns at %d s; the run ends at %d s.
+Region loads are capacity-weighted mean loads; **settle** is the time until
+every surviving host's (or region's) 5 s mean load stays within %.2f of its
+final level (the last quarter of the window), as the lab computes it.""" % (
+        ou["regions"], ou["per_region"], " / ".join(str(c) for c in cap), ou["resolvers"], ou["offered"],
+        " / ".join("%.0f%%" % (100 * d / sum(ou["demand"])) for d in ou["demand"]), ou["kill_at"],
+        ou["return_at"], ou["seconds"], SETTLE_BAND))
+    out.append("")
+    rows = []
+    for r in ou["rows"]:
+        for key, label in (("before", "before"), ("during", "region 1 down"), ("after", "returned")):
+            f = r[key]
+            rows.append([r["policy"], label, " / ".join("%.2f" % x for x in f["region_load"]),
+                         "%.2f" % f["peak"], "%.2f" % f["swing"], pct(f["failed_pct"]), pct(f["delayed_pct"]),
+                         settle_text(f.get("settle_s")) if key != "before" else "",
+                         settle_text(f.get("region_settle_s")) if key != "before" else ""])
+    out.append(md_table(["policy", "window", "region load 1 / 2 / 3", "peak", "swing", "failed", "timeout",
+                         "settle (hosts)", "settle (regions)"], rows))
+    out.append("")
+    out.append("""While region 1 is down, peak and swing are those of the surviving hosts.
+Sessions that met a timeout while region 1 was down, per family:""")
+    out.append("")
+    fams = sorted({f for r in ou["rows"] for f in r["during"]["families"]})
+    out.append(md_table(["policy"] + [FAMILY_NAMES.get(f, f) for f in fams],
+                        [[r["policy"]] + [pct(r["during"]["families"].get(f, {}).get("delayed_pct", 0))
+                                          for f in fams] for r in ou["rows"]]))
+    out.append("")
+    out.extend(outage_findings(ou))
+    out.append("")
+
+    # (c)
+    out.append("## How big a fleet one service name can serve")
+    out.append("")
+    out.append(SOURCES)
+    out.append("")
+    out.append("""**In the model**: %d hosts in %d regions, %d resolvers, offered load %.2f,
+the `%s` policy, the hosts' addresses spread over N NS names (host h under
+name h mod N: every name carries hosts of every region). *Hosts per
+resolution*: how many hosts one resolution of a family may pick from (mean
+over resolvers); *never picked*: hosts that no resolver of the family can
+ever pick. Populations: all four families (BIND as 9.18 or as 9.21), or
+one family alone.""" % (ns["hosts"], ns["regions"], ns["resolvers"], ns["offered"], ns["policy"]))
+    out.append("")
+    rows = []
+    for r in ns["rows"]:
+        v = r["views"]
+        order = [f for f in ("unbound", "bind", "bind921", "pdns", "kresd") if f in v]
+        pop = "all four" if r["population"] == "all" else FAMILY_NAMES.get(r["population"], r["population"])
+        rows.append([pop, FAMILY_NAMES[r["bind"]] if r["population"] == "all" else "",
+                     "%d × %s" % (r["names"], r["per_name"]),
+                     ", ".join("%s %g" % (FAMILY_NAMES[f], v[f]["per_query"]) for f in order),
+                     ", ".join("%s %d" % (FAMILY_NAMES[f], v[f]["unseen"]) for f in order if v[f]["unseen"]) or "none",
+                     r["idle_hosts"], rng_text(r["min_ratio"], r["max_ratio"]),
+                     rng_text(r["min_load"], r["max_load"]), "%.2f" % r["peak"], pct(r["failed_pct"])])
+    out.append(md_table(["population", "BIND", "NS names × addresses", "hosts per resolution",
+                         "never picked", "hosts without sessions", "share / capacity",
+                         "mean load (min–max host)", "peak", "failed"], rows))
+    out.append("")
+    out.extend(ns_findings(ns))
+    out.append("")
+    return "\n".join(out)
+
+
+def fleet_findings(fl):
+    out = []
+    for policy in sorted({r["policy"] for r in fl["rows"]}):
+        rows = [r for r in fl["rows"] if r["policy"] == policy]
+        small, big = rows[0], rows[-1]
+        out.append("- **%s**: from %d to %d hosts the peak went from %.2f to %.2f, the swing from %.2f to "
+                   "%.2f and the failed share from %s to %s; share / capacity stayed within %s." % (
+                       policy, small["hosts"], big["hosts"], small["peak"], big["peak"], small["swing"],
+                       big["swing"], pct(small["failed_pct"]), pct(big["failed_pct"]),
+                       rng_text(min(r["min_ratio"] for r in rows), max(r["max_ratio"] for r in rows))))
+    return out
+
+
+def herd_findings(hd):
+    out = []
+    for policy in sorted({r["policy"] for r in hd["rows"]}):
+        rows = sorted((r for r in hd["rows"] if r["policy"] == policy), key=lambda r: r["resolvers"])
+        a, b = rows[0], rows[-1]
+        out.append("- **%s**: %d resolvers failed %s of the sessions (swing %.2f), %d resolvers %s "
+                   "(swing %.2f)." % (policy, a["resolvers"], pct(a["failed_pct"]), a["swing"], b["resolvers"],
+                                      pct(b["failed_pct"]), b["swing"]))
+    return out
+
+
+def outage_findings(ou):
+    out = []
+    for r in ou["rows"]:
+        d, a = r["during"], r["after"]
+        out.append("- **%s**: with region 1 down its clients' sessions went to regions 2 and 3 (loads %s); "
+                   "the surviving hosts peaked at %.2f, %s of the sessions failed and %s met a timeout; "
+                   "after the return region 1 was back at %.2f (before: %.2f), settling in %s (regions)." % (
+                       r["policy"], " / ".join("%.2f" % x for x in d["region_load"][1:]), d["peak"],
+                       pct(d["failed_pct"]), pct(d["delayed_pct"]), a["region_load"][0],
+                       r["before"]["region_load"][0], settle_text(a["region_settle_s"])))
+    out.append("""- The model counts a resolver timeout as an 800 ms RTT sample. Unbound
+  instead doubles a silent host's retransmit timeout and, once it is marked
+  down, may not probe it again for up to `infra-host-ttl` (900 s): real
+  Unbound stops asking the dead region sooner than the model's, and may come
+  back to it later.""")
+    return out
+
+
+def ns_findings(ns):
+    out = []
+    find = lambda pop, bind, m: next((r for r in ns["rows"] if r["population"] == pop and r["bind"] == bind
+                                      and r["names"] == m), None)
+    one = find("all", "bind", ns["hosts"])
+    many = [r for r in ns["rows"] if r["population"] == "all" and r["bind"] == "bind" and r["names"] <= 13]
+    if one and many:
+        out.append("- **One address per NS name, all four families** (BIND 9.18): BIND never picks %d of the "
+                   "%d hosts and PowerDNS Recursor sees %g per resolution, yet the other families fill them: "
+                   "share / capacity %s, peak %.2f, failed %s. With %s NS names carrying several addresses "
+                   "every family can pick every host: share / capacity %s." % (
+                       one["views"]["bind"]["unseen"], ns["hosts"], one["views"]["pdns"]["per_query"],
+                       rng_text(one["min_ratio"], one["max_ratio"]), one["peak"], pct(one["failed_pct"]),
+                       " or ".join(str(r["names"]) for r in many),
+                       rng_text(min(r["min_ratio"] for r in many), max(r["max_ratio"] for r in many))))
+    b1 = find("bind", "bind", ns["hosts"])
+    if b1:
+        out.append("- **BIND 9.18 alone, one address per NS name**: %d hosts get no session at all; the "
+                   "others' mean loads are %s (peak %.2f, failed %s)." % (
+                       b1["idle_hosts"], rng_text(b1["min_load"], b1["max_load"]), b1["peak"],
+                       pct(b1["failed_pct"])))
+    b9 = [r for r in ns["rows"] if r["population"] == "bind921"]
+    if b9:
+        out.append("- **BIND 9.21 alone**: each resolver sees 13 hosts whatever the layout, but different "
+                   "resolvers see different ones (their referrals' order): %s." % "; ".join(
+                       "%d × %s: share / capacity %s, peak %.2f, failed %s" % (
+                           r["names"], r["per_name"], rng_text(r["min_ratio"], r["max_ratio"]), r["peak"],
+                           pct(r["failed_pct"])) for r in b9))
+    pd = [r for r in ns["rows"] if r["population"] == "pdns"]
+    if pd:
+        out.append("- **PowerDNS Recursor alone**: %s." % "; ".join(
+            "%d × %s: %g hosts per resolution, share / capacity %s, peak %.2f, failed %s" % (
+                r["names"], r["per_name"], r["views"]["pdns"]["per_query"], rng_text(r["min_ratio"], r["max_ratio"]),
+                r["peak"], pct(r["failed_pct"])) for r in pd))
+    out.append("""- **How big a fleet one name can serve**: with one address per NS name, up to
+  13 hosts (every family sees every host); beyond that BIND 9.18/9.20 ignore
+  the NS names after the 20th in DNSSEC order (the same hosts for every BIND
+  resolver) and PowerDNS Recursor sees 13 names per resolution. Putting
+  several addresses on at most 13 NS names lets BIND 9.18/9.20, PowerDNS
+  Recursor, Unbound and Knot Resolver reach every host; BIND 9.21 and later
+  still use 13 addresses per resolver, a different 13 for different
+  resolvers.""")
+    return out
+
+
+def main(argv):
+    import argparse
+    ap = argparse.ArgumentParser(prog="python3 -m labkit.popsim fleet",
+                                 description="the population model's fleet experiments: fleet size, herd size, "
+                                 "a regional outage, delegation limits; writes docs/popsim.md")
+    ap.add_argument("--quick", action="store_true", help="fewer resolvers, shorter runs (about a minute)")
+    ap.add_argument("--out", default="", help="write the document here (e.g. ../docs/popsim.md)")
+    ap.add_argument("--json", default="", help="write the results here")
+    ap.add_argument("--from-json", default="", help="read the results from here instead of running")
+    args = ap.parse_args(argv)
+    if args.from_json:
+        with open(args.from_json) as f:
+            results = json.load(f)
+    else:
+        results = experiments(quick=args.quick)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    text = doc(results)
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out, "w") as f:
+            f.write(text)
+    else:
+        print(text)

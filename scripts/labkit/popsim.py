@@ -27,8 +27,17 @@ the lab's measurements:
   kresd    the lowest smoothed RTT, but EXPLORE of the queries go to a
            random other host; a REFUSED makes it pick again
 
+Fleets: hosts and resolvers may have regions (distances, regional demand,
+a regional outage), and the service name may be delegated to NS names that
+each carry several hosts' addresses; each family then uses what its
+resolver uses of such a delegation (BIND's 20 NS names, or 13 addresses
+from 9.21 on, PowerDNS Recursor's sample of 13 NS names per resolution,
+all of them for Unbound and Knot Resolver). labkit/fleet.py runs the
+fleet experiments and writes docs/popsim.md.
+
 Usage (from scripts/): python3 -m labkit.popsim [--policy default|tuned|nearest]
-[--shed "dns_shed ..."] [--offered 0.7] [--resolvers N] [--seeds 4], or
+[--shed "dns_shed ..."] [--offered 0.7] [--resolvers N] [--seeds 4];
+python3 -m labkit.popsim fleet [--quick] [--out ../docs/popsim.md]; or
 simulate() and calibrate() from Python; tests: python3 -m unittest
 labkit.test_popsim (from scripts/).
 """
@@ -454,6 +463,10 @@ def population(n, seed=5):
 
 
 def main():
+    import sys
+    if sys.argv[1:2] == ["fleet"]:
+        from .fleet import main as fleet_main
+        return fleet_main(sys.argv[2:])
     from .closedloop import CAPACITY, FAMILIES, PER_FAMILY, POLICIES, distances
     ap = argparse.ArgumentParser(description="the population model at steady offered load; prints the "
                                  "mean over seeds of the largest swing, the failed share and the peak load")
