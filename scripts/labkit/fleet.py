@@ -118,7 +118,9 @@ def figures(samples, capacity, a, b, hosts_of=None):
             "min_load": min(w["mean_load"][h] for h in hs), "max_load": max(w["mean_load"][h] for h in hs),
             "share_gap": round(100 * max(abs(w["share"][h] - cap_share[h]) for h in range(len(capacity))), 1),
             "min_ratio": round(min(ratio), 2), "max_ratio": round(max(ratio), 2),
-            "idle_hosts": sum(1 for x in w["share"] if x == 0), "sessions": w["sessions"]}
+            "idle_hosts": sum(1 for x in w["share"] if x == 0), "sessions": w["sessions"],
+            "hot_pct": round(100.0 * sum(1 for smp in sel for h in hs if smp["load"][h] >= 0.9) /
+                             max(1, len(sel) * len(hs)), 2)}
 
 
 def settle(samples, hs, event_at, b):
@@ -223,7 +225,7 @@ def herds(n_hosts=40, counts=(200, 2000, 8000), policies=("default", "tuned"), r
 
 def mean_figures(per_seed):
     keys = ("peak", "swing", "failed_pct", "delayed_pct", "min_load", "max_load", "share_gap", "min_ratio",
-            "max_ratio")
+            "max_ratio", "hot_pct")
     out = {k: round(sum(f[k] for f in per_seed) / len(per_seed), 3) for k in keys}
     out["idle_hosts"] = max(f["idle_hosts"] for f in per_seed)
     return out
@@ -404,7 +406,8 @@ turn. A resolver is 1–15 ms from the hosts of its region and 30–200 ms from
 the others (a base of 30–180 ms per pair of regions plus 0–20 ms per resolver
 and host, drawn from a fixed seed). Figures over the steady part of each run
 (from %d s to %d s): **peak** is the highest one-second load of any host
-(fraction of its slots), **swing** the largest peak-to-peak of a host's 5 s
+(fraction of its slots), **≥ 0.9** the share of host-seconds at a load of
+0.9 or more, **swing** the largest peak-to-peak of a host's 5 s
 mean load, **failed** the sessions that got no address or a host with every
 slot busy, **timeout** the sessions whose resolution met a resolver timeout
 (a silent host), **share / capacity** a host's share of the sessions divided
@@ -420,10 +423,11 @@ host reachable by every family: the hosts' addresses on min(N, 13) NS names.""" 
     out.append("")
     rows = []
     for r in fl["rows"]:
-        rows.append([r["hosts"], r["names"], r["capacity"], r["policy"], "%.2f" % r["peak"], "%.2f" % r["swing"],
+        rows.append([r["hosts"], r["names"], r["capacity"], r["policy"], "%.2f" % r["peak"], pct(r["hot_pct"]),
+                     "%.2f" % r["swing"],
                      pct(r["failed_pct"]), pct(r["delayed_pct"]), rng_text(r["min_load"], r["max_load"]),
                      rng_text(r["min_ratio"], r["max_ratio"]), "%.1f" % r["share_gap"]])
-    out.append(md_table(["hosts", "NS names", "slots", "policy", "peak", "swing", "failed", "timeout",
+    out.append(md_table(["hosts", "NS names", "slots", "policy", "peak", "≥ 0.9", "swing", "failed", "timeout",
                          "mean load (min–max host)", "share / capacity", "largest share gap (points)"], rows))
     out.append("")
     out.extend(fleet_findings(fl))
@@ -437,10 +441,10 @@ host reachable by every family: the hosts' addresses on min(N, 13) NS names.""" 
 Recursor or Knot Resolver sends all of its clients to one host at a time, so
 fewer resolvers move bigger herds.""" % (hd["hosts"], hd["offered"]))
     out.append("")
-    out.append(md_table(["resolvers", "sessions/s each", "policy", "peak", "swing", "failed",
+    out.append(md_table(["resolvers", "sessions/s each", "policy", "peak", "≥ 0.9", "swing", "failed",
                          "mean load (min–max host)"],
                         [[r["resolvers"], "%.2f" % r["per_resolver"], r["policy"], "%.2f" % r["peak"],
-                          "%.2f" % r["swing"], pct(r["failed_pct"]), rng_text(r["min_load"], r["max_load"])]
+                          pct(r["hot_pct"]), "%.2f" % r["swing"], pct(r["failed_pct"]), rng_text(r["min_load"], r["max_load"])]
                          for r in hd["rows"]]))
     out.append("")
     out.extend(herd_findings(hd))
@@ -466,13 +470,14 @@ final level (the last quarter of the window), as the lab computes it.""" % (
         for key, label in (("before", "before"), ("during", "region 1 down"), ("after", "returned")):
             f = r[key]
             rows.append([r["policy"], label, " / ".join("%.2f" % x for x in f["region_load"]),
-                         "%.2f" % f["peak"], "%.2f" % f["swing"], pct(f["failed_pct"]), pct(f["delayed_pct"]),
+                         "%.2f" % f["peak"], pct(f["hot_pct"]), "%.2f" % f["swing"], pct(f["failed_pct"]), pct(f["delayed_pct"]),
                          settle_text(f.get("settle_s")) if key != "before" else "",
                          settle_text(f.get("region_settle_s")) if key != "before" else ""])
-    out.append(md_table(["policy", "window", "region load 1 / 2 / 3", "peak", "swing", "failed", "timeout",
+    out.append(md_table(["policy", "window", "region load 1 / 2 / 3", "peak", "≥ 0.9", "swing", "failed",
+                         "timeout",
                          "settle (hosts)", "settle (regions)"], rows))
     out.append("")
-    out.append("""While region 1 is down, peak and swing are those of the surviving hosts.
+    out.append("""While region 1 is down, peak, ≥ 0.9 and swing are those of the surviving hosts.
 Sessions that met a timeout while region 1 was down, per family:""")
     out.append("")
     fams = sorted({f for r in ou["rows"] for f in r["during"]["families"]})
@@ -506,10 +511,11 @@ one family alone.""" % (ns["hosts"], ns["regions"], ns["resolvers"], ns["offered
                      ", ".join("%s %g" % (FAMILY_NAMES[f], v[f]["per_query"]) for f in order),
                      ", ".join("%s %d" % (FAMILY_NAMES[f], v[f]["unseen"]) for f in order if v[f]["unseen"]) or "none",
                      r["idle_hosts"], rng_text(r["min_ratio"], r["max_ratio"]),
-                     rng_text(r["min_load"], r["max_load"]), "%.2f" % r["peak"], pct(r["failed_pct"])])
+                     rng_text(r["min_load"], r["max_load"]), "%.2f" % r["peak"], pct(r["hot_pct"]),
+                     pct(r["failed_pct"])])
     out.append(md_table(["population", "BIND", "NS names × addresses", "hosts per resolution",
                          "never picked", "hosts without sessions", "share / capacity",
-                         "mean load (min–max host)", "peak", "failed"], rows))
+                         "mean load (min–max host)", "peak", "≥ 0.9", "failed"], rows))
     out.append("")
     out.extend(ns_findings(ns))
     out.append("")
@@ -550,11 +556,14 @@ def outage_findings(ou):
                        r["policy"], " / ".join("%.2f" % x for x in d["region_load"][1:]), d["peak"],
                        pct(d["failed_pct"]), pct(d["delayed_pct"]), a["region_load"][0],
                        r["before"]["region_load"][0], settle_text(a["region_settle_s"])))
-    out.append("""- The model counts a resolver timeout as an 800 ms RTT sample. Unbound
-  instead doubles a silent host's retransmit timeout and, once it is marked
-  down, may not probe it again for up to `infra-host-ttl` (900 s): real
-  Unbound stops asking the dead region sooner than the model's, and may come
-  back to it later.""")
+    out.append("""- Unbound picks at random among the hosts within 400 ms of the fastest, so
+  each Unbound resolver meets each dead host's silence itself (the model, as
+  Unbound, doubles a host's timeout from the second timeout in a row); with
+  one resolution every few seconds per resolver that takes much of the
+  outage. A host it has given up on is unknown again only when its
+  infrastructure-cache entry expires (`infra-host-ttl`, 900 s; the
+  `infra-keep-probing` documentation: "it may take infra-host-ttl time to
+  get probed again"): Unbound comes back to the returned region last.""")
     return out
 
 

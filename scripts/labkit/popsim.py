@@ -17,10 +17,15 @@ Selection rules, simplified from the resolvers' documented behaviour and
 the lab's measurements:
   unbound  random among the hosts whose smoothed RTT is within 400 ms of
            the best (so delays below that do not move it); a REFUSED or a
-           timeout makes it pick again among the others
+           timeout makes it pick again among the others; a timeout right
+           after a timeout doubles the host's RTT (Unbound's backoff of its
+           retransmit timeout), and a host's entry expires INFRA_HOST_TTL_S
+           after it was last measured (it is unknown again)
   bind     the lowest smoothed RTT (new = 0.7 old + 0.3 sample); the RTT of
-           a host not measured decays toward 0 (x 0.98 per second, a
-           half-life of BIND_HALF_LIFE_S) so it gets retried; a REFUSED
+           a host not measured decays toward 0 (x 0.98 per second in
+           which the resolver resolves, a half-life of BIND_HALF_LIFE_S;
+           BIND's own factor is 511/512 per such second, the model's is
+           fitted to the lab) so it gets retried; a REFUSED
            makes the host lame for LAME_S seconds
   pdns     the same with a half-life of PDNS_HALF_LIFE_S; a REFUSED counts
            as a slow answer
@@ -59,6 +64,7 @@ TIMEOUT_MS = 800.0  # what a drop costs a client (a resolver's retry timeout)
 CLIENT_TIMEOUT_MS = 5000.0  # a stub gives up after this much waiting (glibc's timeout:5)
 INFRA_HOST_TTL_S = 900.0  # Unbound's infra-host-ttl: a host's RTT entry expires
 UNKNOWN_SERVER_MS = 376.0  # Unbound's RTT for a host it knows nothing of
+UNBOUND_MAX_RTO_MS = 120000.0  # Unbound's infra-cache-max-rtt
 
 # What a resolver uses of a delegation with many NS names (see docs/popsim.md
 # for the sources): BIND 9.18 and 9.20 look up the addresses of at most the
@@ -177,9 +183,11 @@ class Resolver:
         self.dist = list(distances)
         self.rng = rng
         self.srtt = [rng.uniform(0, 5) for _ in distances]  # fresh: all look near
-        self.measured = [0.0] * len(distances)  # when each was last measured (pdns)
+        self.measured = [0.0] * len(distances)  # when each was last measured (age_clock)
+        self.active, self.last_second, self.clock = 0, None, 0.0  # BIND's age clock
         self.lame_until = [0.0] * len(distances)
         self.lame_last = 0.0  # the latest lame_until
+        self.lost = [0] * len(distances)  # unbound: timeouts in a row per host
         self.at_zero = list(self.srtt)  # bind, pdns: each srtt decayed back to t = 0
         self.names = delegation if delegation is not None else [[h] for h in range(len(distances))]
         self.view = self.visible()
@@ -203,11 +211,27 @@ class Resolver:
             return sorted(set(hosts[:BIND921_SERVERS]))
         return sorted({h for addrs in names for h in addrs})
 
+    def age_clock(self, now):
+        """The time the resolver's RTTs age by: wall time for PowerDNS and
+        Unbound; for BIND the seconds in which it resolved (it ages the
+        addresses it did not try when it resolves, at most once a second:
+        adjustsrtt() with DNS_ADB_RTTADJAGE in BIND's adb.c), which is wall
+        time for a resolver busy every second."""
+        if self.family != "bind":
+            return now
+        second = int(now)
+        if second != self.last_second:
+            self.active += 1
+            self.last_second = second
+        self.clock = self.active + (now - second)
+        return self.clock
+
     def rtt(self, h, now):
         half_life = HALF_LIFE.get(self.family)
         if half_life:
             # the average decays toward 0 while the host is not measured
-            return self.srtt[h] * 0.5 ** ((now - self.measured[h]) / half_life)
+            t = self.clock if self.family == "bind" else now
+            return self.srtt[h] * 0.5 ** ((t - self.measured[h]) / half_life)
         if self.family == "unbound" and self.measured[h] and now - self.measured[h] >= INFRA_HOST_TTL_S:
             return UNKNOWN_SERVER_MS  # the infrastructure cache entry expired: unknown again
         return self.srtt[h]
@@ -260,18 +284,26 @@ class Resolver:
         else:
             return  # unbound, kresd: a REFUSED is not a speed sample
         if self.family == "unbound":
-            self.srtt[h] = 0.75 * self.rtt(h, now) + 0.25 * sample
+            if outcome == "dropped" and self.lost[h]:
+                # a further timeout in a row: Unbound doubles the host's
+                # retransmit timeout (rtt_lost() in util/rtt.c)
+                self.srtt[h] = min(UNBOUND_MAX_RTO_MS, max(2 * self.rtt(h, now), TIMEOUT_MS))
+            else:
+                self.srtt[h] = 0.75 * self.rtt(h, now) + 0.25 * sample
+            self.lost[h] = self.lost[h] + 1 if outcome == "dropped" else 0
         else:
             self.srtt[h] = 0.7 * self.rtt(h, now) + 0.3 * sample
-        self.measured[h] = now
+        t = self.clock if self.family == "bind" else now
+        self.measured[h] = t
         if self.family in HALF_LIFE:
-            self.at_zero[h] = self.srtt[h] * 2.0 ** (now / HALF_LIFE[self.family])
+            self.at_zero[h] = self.srtt[h] * 2.0 ** (t / HALF_LIFE[self.family])
 
     def resolve(self, hosts, now):
         """The host whose address the client gets, or None (every host it
         may pick failed, or the client gave up after CLIENT_TIMEOUT_MS of
         resolver timeouts)."""
         tried = set()
+        self.age_clock(now)
         view = self.candidates()
         self.timeouts = 0
         for _ in range(len(view)):
