@@ -243,5 +243,66 @@ class Delegation(unittest.TestCase):
         self.assertTrue(115 < sum(draws) / 200.0 < 133)
 
 
+class Memory(unittest.TestCase):
+    def test_bind_ages_rtts_only_in_seconds_it_resolves(self):
+        hosts = [Host(100, NEVER), Host(100, NEVER)]
+        sparse = Resolver("bind", [300.0, 10.0], random.Random(1))
+        dense = Resolver("bind", [300.0, 10.0], random.Random(1))
+        for r in (sparse, dense):
+            r.observe(0, 0.0, "ok", 300.0)
+            r.observe(0, 0.0, "ok", 300.0)
+        sparse.resolve(hosts, 0.5)
+        sparse.resolve(hosts, 100.5)
+        for t in range(101):
+            dense.resolve(hosts, t + 0.5)
+        self.assertGreater(sparse.rtt(0, 100.5), 0.9 * sparse.srtt[0], "two resolutions: hardly aged")
+        self.assertLess(dense.rtt(0, 100.5), 0.3 * dense.srtt[0], "a resolution every second: aged 100 s")
+
+    def test_unbound_backs_off_from_the_second_timeout_in_a_row(self):
+        r = Resolver("unbound", [5.0, 5.0], random.Random(2))
+        r.observe(0, 1.0, "dropped", 0)
+        first = r.srtt[0]
+        self.assertLess(first, 400, "one timeout keeps the host within the band")
+        r.observe(0, 2.0, "dropped", 0)
+        self.assertGreaterEqual(r.srtt[0], popsim.TIMEOUT_MS)
+        r.observe(0, 3.0, "dropped", 0)
+        self.assertGreaterEqual(r.srtt[0], 2 * popsim.TIMEOUT_MS)
+        r.observe(1, 3.0, "ok", 5.0)
+        r.observe(0, 4.0, "ok", 5.0)
+        r.observe(0, 5.0, "dropped", 0)
+        self.assertLess(r.srtt[0], 2 * popsim.TIMEOUT_MS, "an answer ends the run of timeouts")
+        self.assertEqual(r.rtt(0, 5.0 + popsim.INFRA_HOST_TTL_S), popsim.UNKNOWN_SERVER_MS,
+                         "the entry expires: unknown again")
+
+
+class Document(unittest.TestCase):
+    def test_figures(self):
+        samples = [{"t": t, "load": [1.0, 0.5], "ok": [3, 1], "failed": 1, "full": 1, "delayed": 2,
+                    "families": {}} for t in range(10)]
+        f = fleet.figures(samples, [100, 300], 0, 10)
+        self.assertEqual(f["hot_pct"], 50.0)
+        self.assertEqual(f["failed_pct"], 20.0)
+        self.assertEqual(f["delayed_pct"], 40.0)
+        self.assertEqual(f["share_gap"], 50.0)  # 75% of the sessions for 25% of the slots
+        self.assertEqual((f["min_ratio"], f["max_ratio"]), (0.33, 3.0))
+
+    def test_the_document_is_written_from_the_results(self):
+        results = {"fleet": fleet.fleet_sizes(sizes=(3, 6), policies=("default",), n_resolvers=24, seconds=12,
+                                               warmup=4),
+                   "herds": fleet.herds(n_hosts=6, counts=(12,), policies=("tuned",), seconds=12, warmup=4),
+                   "outage": fleet.regional_outage(policies=("default",), per_region=2, n_resolvers=24,
+                                                   kill_at=6, return_at=12, seconds=18),
+                   "ns": fleet.ns_limits(n_hosts=24, layouts=(24, 6), binds=("bind",), alone=("bind",),
+                                         alone_layouts=(24,), n_resolvers=24, seconds=12, warmup=4),
+                   "elapsed_s": 1}
+        text = fleet.doc(results)
+        for heading in ("## Fleet size", "## Herd size", "## Regional outage",
+                        "## How big a fleet one service name can serve"):
+            self.assertIn(heading, text)
+        self.assertIn("| 24 × 1 |", text.replace("| all four | BIND 9.18 ", "|"))
+        self.assertIn("BIND 9.18 20", text, "BIND 9.18 sees 20 of 24 hosts under 24 NS names")
+        self.assertIn("| 6 × 4 |", text.replace("| all four | BIND 9.18 ", "|"))
+
+
 if __name__ == "__main__":
     unittest.main()
