@@ -560,13 +560,15 @@ def outage_findings(ou):
                        pct(d["failed_pct"]), pct(d["delayed_pct"]), a["region_load"][0],
                        r["before"]["region_load"][0], settle_text(a["region_settle_s"])))
     out.append("""- Unbound picks at random among the hosts within 400 ms of the fastest, so
-  each Unbound resolver meets each dead host's silence itself (the model, as
-  Unbound, doubles a host's timeout from the second timeout in a row); with
-  one resolution every few seconds per resolver that takes much of the
-  outage. A host it has given up on is unknown again only when its
-  infrastructure-cache entry expires (`infra-host-ttl`, 900 s; the
-  `infra-keep-probing` documentation: "it may take infra-host-ttl time to
-  get probed again"): Unbound comes back to the returned region last.""")
+  each Unbound resolver meets each dead host's silence itself (Unbound
+  doubles a host's retransmit timeout from its first timeout, the model
+  doubles its RTT from the second in a row); with one resolution every few
+  seconds per resolver that takes much of the outage. A host it has given
+  up on is unknown again only when its infrastructure-cache entry expires
+  (`infra-host-ttl`, 900 s; the `infra-keep-probing` documentation: "it may
+  take infra-host-ttl time to get probed again"); in the model the Unbound
+  resolvers that gave up on region 1 do not come back to it within this
+  run.""")
     return out
 
 
