@@ -12,8 +12,9 @@ grows. The service name is delegated to NS names that each carry one or
 more of the hosts' addresses (host h under name h mod m).
 
 Usage (from scripts/): python3 -m labkit.popsim fleet [--quick]
-[--out docs/popsim.md] [--json FILE]; tests: python3 -m unittest
-labkit.test_popsim.
+[--json ../docs/popsim.json] [--out ../docs/popsim.md] (about 4 minutes;
+--from-json FILE writes the document from saved results); tests:
+python3 -m unittest labkit.test_popsim.
 """
 
 import json
@@ -208,6 +209,18 @@ def family_figures(samples, a, b):
     return res
 
 
+def family_share(samples, hs, a, b):
+    """Per family: the share of its sessions over [a, b) that went to the
+    hosts hs (samples with family_hosts)."""
+    tot, part = {}, {}
+    for smp in samples:
+        if a <= smp["t"] < b:
+            for f, per_host in smp.get("family_hosts", {}).items():
+                tot[f] = tot.get(f, 0) + sum(per_host)
+                part[f] = part.get(f, 0) + sum(per_host[h] for h in hs)
+    return {f: round(part[f] / float(tot[f]), 3) for f in tot if tot[f]}
+
+
 def herds(n_hosts=40, counts=(200, 2000, 8000), policies=("default", "tuned"), regions=3, offered=0.7,
           seconds=180, warmup=60, seed=1):
     """The same fleet and offered load spread over fewer or more resolvers:
@@ -242,7 +255,8 @@ def regional_outage(policies=("default", "tuned"), regions=3, per_region=4, n_re
     rows = []
     for policy in policies:
         s = run(st, policy, [(0, offered)], seconds, seed=seed, demand=[(0, list(demand))],
-                events=[(kill_at, "region-kill", 0), (return_at, "region-return", 0)])
+                events=[(kill_at, "region-kill", 0), (return_at, "region-return", 0)],
+                info={"track_family_hosts": True})
         warm = kill_at * 0.4
         before = figures(s, st["capacity"], warm, kill_at)
         during = figures(s, st["capacity"], kill_at, return_at, hosts_of=survivors)
@@ -259,7 +273,10 @@ def regional_outage(policies=("default", "tuned"), regions=3, per_region=4, n_re
                      "after": dict(after, region_load=region_load(after),
                                    settle_s=settle(s, range(n), return_at, seconds),
                                    region_settle_s=region_settle(s, st["capacity"], region_hosts,
-                                                                 return_at, seconds))})
+                                                                 return_at, seconds)),
+                     "region1_share": {"before": family_share(s, region_hosts[0], warm, kill_at),
+                                       "after": family_share(s, region_hosts[0], return_at, seconds),
+                                       "last_minute": family_share(s, region_hosts[0], seconds - 60, seconds)}})
     region_capacity = [sum(st["capacity"][h] for h in hs) for hs in region_hosts]
     return {"regions": regions, "per_region": per_region, "resolvers": n_resolvers, "demand": list(demand),
             "offered": offered, "kill_at": kill_at, "return_at": return_at, "seconds": seconds,
@@ -485,6 +502,15 @@ Sessions that met a timeout while region 1 was down, per family:""")
                         [[r["policy"]] + [pct(r["during"]["families"].get(f, {}).get("delayed_pct", 0))
                                           for f in fams] for r in ou["rows"]]))
     out.append("")
+    out.append("Share of each family's sessions that went to region 1: before the outage, in the %d s "
+               "after its return, and in the last minute of the run:" % (ou["seconds"] - ou["return_at"]))
+    out.append("")
+    rows = []
+    for r in ou["rows"]:
+        for key, label in (("before", "before"), ("after", "after the return"), ("last_minute", "last minute")):
+            rows.append([r["policy"], label] + [pct(100 * r["region1_share"][key].get(f, 0)) for f in fams])
+    out.append(md_table(["policy", "window"] + [FAMILY_NAMES.get(f, f) for f in fams], rows))
+    out.append("")
     out.extend(outage_findings(ou))
     out.append("")
 
@@ -566,9 +592,22 @@ def outage_findings(ou):
   seconds per resolver that takes much of the outage. A host it has given
   up on is unknown again only when its infrastructure-cache entry expires
   (`infra-host-ttl`, 900 s; the `infra-keep-probing` documentation: "it may
-  take infra-host-ttl time to get probed again"); in the model the Unbound
-  resolvers that gave up on region 1 do not come back to it within this
-  run.""")
+  take infra-host-ttl time to get probed again"), in the model as in
+  Unbound.""")
+    for r in ou["rows"]:
+        before, last = r["region1_share"]["before"], r["region1_share"]["last_minute"]
+        slow = sorted(last, key=lambda f: last[f] / before[f] if before.get(f) else 1.0)
+        out.append("- **%s**, who comes back: in the last minute %s sent %s of their sessions to region 1 "
+                   "(before the outage %s)." % (
+                       r["policy"], " and ".join(FAMILY_NAMES.get(f, f) for f in slow[:2]),
+                       " and ".join(pct(100 * last[f]) for f in slow[:2]),
+                       " and ".join(pct(100 * before[f]) for f in slow[:2])))
+    out.append("""- The model's Knot Resolver comes back to a returned host only through its 5%
+  exploration, and its BIND through the slow aging of the RTTs it did not
+  use (in seconds in which it resolves). Knot Resolver 5 itself treats an
+  address as dead for 1 s after 4 timeouts in a row (`KR_NS_TIMEOUT_ROW_DEAD`,
+  `KR_NS_TIMEOUT_RETRY_INTERVAL` in `lib/selection.h`) and then may try it
+  again, so it may return sooner than the model's.""")
     return out
 
 

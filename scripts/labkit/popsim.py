@@ -338,11 +338,14 @@ def simulate(capacity, curve, families, distances, offered, seconds, hold_s=(1.0
     offered sessions whose clients are in each region (they ask that
     region's resolvers); None: every resolver in turn. delegation: the
     service name's NS names as lists of host indices (Resolver); None: one
-    name per host. info: a dict that gets the resolvers ("resolvers")."""
+    name per host. info: a dict that gets the resolvers ("resolvers"); with
+    info["track_family_hosts"] true the samples also count each family's
+    sessions per host ("family_hosts": {family: [...]})."""
     rng = random.Random(seed)
     hosts = [Host(c, curve) for c in capacity]
     resolvers = [Resolver(f, d, random.Random(seed * 100 + k), delegation)
                  for k, (f, d) in enumerate(zip(families, distances))]
+    track = info is not None and info.get("track_family_hosts")
     if info is not None:
         info["resolvers"] = resolvers
     mean_hold = sum(hold_s) / 2
@@ -435,6 +438,8 @@ def simulate(capacity, curve, families, distances, offered, seconds, hold_s=(1.0
                 heapq.heappush(ends, (end, h))
                 second["ok"][h] += 1
                 tally[0] += 1
+                if track:
+                    second.setdefault("family_hosts", {}).setdefault(r.rule, [0] * len(hosts))[h] += 1
         if (step + 1) % per_second == 0:
             second.update(t=round(now + DT), load=[round(h.load(), 3) for h in hosts])
             samples.append(second)

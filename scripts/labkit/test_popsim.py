@@ -286,6 +286,18 @@ class Document(unittest.TestCase):
         self.assertEqual(f["share_gap"], 50.0)  # 75% of the sessions for 25% of the slots
         self.assertEqual((f["min_ratio"], f["max_ratio"]), (0.33, 3.0))
 
+    def test_sessions_per_family_and_host(self):
+        st = fleet.setting(6, 2, 24)
+        s = fleet.run(st, "default", [(0, 0.5)], 20, info={"track_family_hosts": True})
+        for smp in s:
+            per_host = [sum(v[h] for v in smp.get("family_hosts", {}).values()) for h in range(6)]
+            self.assertEqual(per_host, smp["ok"])
+        shares = fleet.family_share(s, [0, 1, 2], 5, 20)
+        self.assertEqual(sorted(shares), ["bind", "kresd", "pdns", "unbound"])
+        self.assertTrue(all(0 <= x <= 1 for x in shares.values()))
+        self.assertEqual(fleet.family_share(s, range(6), 5, 20), {f: 1.0 for f in shares})
+        self.assertNotIn("family_hosts", fleet.run(st, "default", [(0, 0.5)], 5)[-1], "only when asked")
+
     def test_the_document_is_written_from_the_results(self):
         results = {"fleet": fleet.fleet_sizes(sizes=(3, 6), policies=("default",), n_resolvers=24, seconds=12,
                                                warmup=4),
