@@ -36,7 +36,7 @@ is_deeply([sort keys %$doc], ['scenarios'], 'one key: scenarios');
 my @s = @{ $doc->{scenarios} // [] };
 ok(@s >= 8, scalar(@s) . ' scenario entries (two scenarios under four policies at least)');
 my %policies = map { $_->{policy} => 1 } @s;
-is_deeply([sort keys %policies], [qw(default nearest round-robin tuned)], 'all four policies');
+is_deeply([sort keys %policies], [qw(default nearest previous round-robin)], 'all four policies');
 
 my @keys = sort qw(name policy duration_s host_capacity peak_load swing flips_per_min settle_s
     failed_sessions sessions);

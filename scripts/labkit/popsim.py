@@ -17,23 +17,38 @@ Selection rules, simplified from the resolvers' documented behaviour and
 the lab's measurements:
   unbound  random among the hosts whose smoothed RTT is within 400 ms of
            the best (so delays below that do not move it); a REFUSED or a
-           timeout makes it pick again among the others
+           timeout makes it pick again among the others; a timeout right
+           after a timeout doubles the host's RTT (Unbound's backoff of its
+           retransmit timeout), and a host's entry expires INFRA_HOST_TTL_S
+           after it was last measured (it is unknown again)
   bind     the lowest smoothed RTT (new = 0.7 old + 0.3 sample); the RTT of
-           a host not measured decays toward 0 (x 0.98 per second, a
-           half-life of BIND_HALF_LIFE_S) so it gets retried; a REFUSED
+           a host not measured decays toward 0 (x 0.98 per second in
+           which the resolver resolves, a half-life of BIND_HALF_LIFE_S;
+           BIND's own factor is 511/512 per such second, the model's is
+           fitted to the lab) so it gets retried; a REFUSED
            makes the host lame for LAME_S seconds
   pdns     the same with a half-life of PDNS_HALF_LIFE_S; a REFUSED counts
            as a slow answer
   kresd    the lowest smoothed RTT, but EXPLORE of the queries go to a
            random other host; a REFUSED makes it pick again
 
+Fleets: hosts and resolvers may have regions (distances, regional demand,
+a regional outage), and the service name may be delegated to NS names that
+each carry several hosts' addresses; each family then uses what its
+resolver uses of such a delegation (BIND's 20 NS names, or 13 addresses
+from 9.21 on, PowerDNS Recursor's sample of 13 NS names per resolution,
+all of them for Unbound and Knot Resolver). labkit/fleet.py runs the
+fleet experiments and writes docs/popsim.md.
+
 Usage (from scripts/): python3 -m labkit.popsim [--policy default|previous|nearest]
-[--shed "dns_shed ..."] [--offered 0.7] [--resolvers N] [--seeds 4], or
+[--shed "dns_shed ..."] [--offered 0.7] [--resolvers N] [--seeds 4];
+python3 -m labkit.popsim fleet [--quick] [--out ../docs/popsim.md]; or
 simulate() and calibrate() from Python; tests: python3 -m unittest
 labkit.test_popsim (from scripts/).
 """
 
 import argparse
+import heapq
 import math
 import random
 
@@ -46,6 +61,23 @@ LAME_S = 600.0
 PDNS_HALF_LIFE_S = 60.0
 EXPLORE = 0.05
 TIMEOUT_MS = 800.0  # what a drop costs a client (a resolver's retry timeout)
+CLIENT_TIMEOUT_MS = 5000.0  # a stub gives up after this much waiting (glibc's timeout:5)
+INFRA_HOST_TTL_S = 900.0  # Unbound's infra-host-ttl: a host's RTT entry expires
+UNKNOWN_SERVER_MS = 376.0  # Unbound's RTT for a host it knows nothing of
+UNBOUND_MAX_RTO_MS = 120000.0  # Unbound's infra-cache-max-rtt
+
+# What a resolver uses of a delegation with many NS names (see docs/popsim.md
+# for the sources): BIND 9.18 and 9.20 look up the addresses of at most the
+# first 20 NS records (NS_PROCESSING_LIMIT) in the order its cache iterates
+# them, every address of each; BIND 9.21.20 and later (max-delegation-servers,
+# default 13) keep at most 13 NS records of a referral and use at most 13
+# addresses in all; PowerDNS Recursor (max-ns-per-resolve, default 13) takes
+# a random sample of 13 NS records per resolution, every address of each;
+# Unbound and Knot Resolver use every address of every NS name with glue.
+BIND_NS_LIMIT = 20
+HALF_LIFE = {"bind": BIND_HALF_LIFE_S, "pdns": PDNS_HALF_LIFE_S}
+BIND921_SERVERS = 13
+PDNS_NS_PER_RESOLVE = 13
 
 # the module's default (policy.rs); the status endpoint's report wins where known
 DEFAULT_CURVE = {"points": [(0.6, 2, 0, 0), (0.7, 10, 0, 0), (0.8, 50, 0, 0.3), (0.9, 100, 0, 0.6),
@@ -140,33 +172,106 @@ class Host:
 
 
 class Resolver:
-    def __init__(self, family, distances, rng):
-        self.family = family
+    """One resolver: its family's selection rule over the hosts it can see.
+
+    delegation: the service name's NS names, each a list of host indices (the
+    addresses of its glue), in the delegation's (canonical) order; None: one
+    name per host. What a resolver sees of it is its family's rule (see
+    DELEGATION_RULES): `view` is the hosts it can ever pick, PowerDNS draws
+    its NS names afresh per resolution."""
+
+    def __init__(self, family, distances, rng, delegation=None):
+        self.rule = family
+        self.family = "bind" if family == "bind921" else family
         self.dist = list(distances)
         self.rng = rng
         self.srtt = [rng.uniform(0, 5) for _ in distances]  # fresh: all look near
-        self.measured = [0.0] * len(distances)  # when each was last measured (pdns)
+        self.measured = [0.0] * len(distances)  # when each was last measured (age_clock)
+        self.active, self.last_second, self.clock = 0, None, 0.0  # BIND's age clock
         self.lame_until = [0.0] * len(distances)
+        self.lame_last = 0.0  # the latest lame_until
+        self.lost = [0] * len(distances)  # unbound: timeouts in a row per host
+        self.at_zero = list(self.srtt)  # bind, pdns: each srtt decayed back to t = 0
+        self.names = delegation if delegation is not None else [[h] for h in range(len(distances))]
+        self.view = self.visible()
+        self.timeouts = 0  # drops met by the last resolution
+
+    def visible(self):
+        """The hosts this resolver can pick from (the delegation rules)."""
+        names = self.names
+        if self.rule == "bind" and len(names) > BIND_NS_LIMIT:
+            names = names[:BIND_NS_LIMIT]
+        elif self.rule == "bind921":
+            # the referral's order (a parent rotates its answers): one draw
+            # per resolver, then at most BIND921_SERVERS addresses in all
+            order = list(range(len(names)))
+            self.rng.shuffle(order)
+            hosts = []
+            for j in order[:BIND921_SERVERS]:
+                addrs = names[j]
+                turn = self.rng.randrange(len(addrs)) if addrs else 0
+                hosts.extend(addrs[turn:] + addrs[:turn])
+            return sorted(set(hosts[:BIND921_SERVERS]))
+        return sorted({h for addrs in names for h in addrs})
+
+    def age_clock(self, now):
+        """The time the resolver's RTTs age by: wall time for PowerDNS and
+        Unbound; for BIND the seconds in which it resolved (it ages the
+        addresses it did not try when it resolves, at most once a second:
+        adjustsrtt() with DNS_ADB_RTTADJAGE in BIND's adb.c), which is wall
+        time for a resolver busy every second."""
+        if self.family != "bind":
+            return now
+        second = int(now)
+        if second != self.last_second:
+            self.active += 1
+            self.last_second = second
+        self.clock = self.active + (now - second)
+        return self.clock
 
     def rtt(self, h, now):
-        half_life = {"bind": BIND_HALF_LIFE_S, "pdns": PDNS_HALF_LIFE_S}.get(self.family)
+        half_life = HALF_LIFE.get(self.family)
         if half_life:
             # the average decays toward 0 while the host is not measured
-            return self.srtt[h] * 0.5 ** ((now - self.measured[h]) / half_life)
+            t = self.clock if self.family == "bind" else now
+            return self.srtt[h] * 0.5 ** ((t - self.measured[h]) / half_life)
+        if self.family == "unbound" and self.measured[h] and now - self.measured[h] >= INFRA_HOST_TTL_S:
+            return UNKNOWN_SERVER_MS  # the infrastructure cache entry expired: unknown again
         return self.srtt[h]
 
-    def choose(self, now, exclude):
-        cands = [h for h in range(len(self.dist)) if h not in exclude and self.lame_until[h] <= now]
+    def candidates(self):
+        """The hosts this resolution may pick from."""
+        if self.rule == "pdns" and len(self.names) > PDNS_NS_PER_RESOLVE:
+            hosts = set()
+            for j in self.rng.sample(range(len(self.names)), PDNS_NS_PER_RESOLVE):
+                hosts.update(self.names[j])
+            return sorted(hosts)
+        return self.view
+
+    def choose(self, now, exclude, view=None):
+        view = self.view if view is None else view
+        if not exclude and self.lame_last <= now:
+            cands = view  # nothing excluded, no host lame
+        else:
+            cands = [h for h in view if h not in exclude and self.lame_until[h] <= now]
         if not cands:
-            cands = [h for h in range(len(self.dist)) if h not in exclude]
+            cands = [h for h in view if h not in exclude]
         if not cands:
             return None
         if self.family == "unbound":
-            best = min(self.rtt(h, now) for h in cands)
-            return self.rng.choice([h for h in cands if self.rtt(h, now) <= best + UNBOUND_BAND_MS])
+            if now >= INFRA_HOST_TTL_S:
+                rtts = [self.rtt(h, now) for h in cands]
+            else:
+                rtts = [self.srtt[h] for h in cands]
+            best = min(rtts)
+            return self.rng.choice([h for h, r in zip(cands, rtts) if r <= best + UNBOUND_BAND_MS])
         if self.family == "kresd" and len(cands) > 1 and self.rng.random() < EXPLORE:
             return self.rng.choice(cands)
-        return min(cands, key=lambda h: self.rtt(h, now))
+        if self.family in HALF_LIFE:
+            # the lowest decayed RTT: every host's decays by the same factor
+            # from its value at t = 0, so compare those
+            return min(cands, key=self.at_zero.__getitem__)
+        return min(cands, key=self.srtt.__getitem__)
 
     def observe(self, h, now, outcome, rtt_ms):
         if outcome == "ok":
@@ -175,88 +280,186 @@ class Resolver:
             sample = TIMEOUT_MS
         elif self.family == "bind":
             self.lame_until[h] = now + LAME_S
+            self.lame_last = max(self.lame_last, self.lame_until[h])
             return
         elif self.family == "pdns":
             sample = self.rtt(h, now) + 100.0  # a REFUSED counts as a slow answer
         else:
             return  # unbound, kresd: a REFUSED is not a speed sample
         if self.family == "unbound":
-            self.srtt[h] = 0.75 * self.srtt[h] + 0.25 * sample
+            if outcome == "dropped" and self.lost[h]:
+                # a further timeout in a row: Unbound doubles the host's
+                # retransmit timeout (rtt_lost() in util/rtt.c)
+                self.srtt[h] = min(UNBOUND_MAX_RTO_MS, max(2 * self.rtt(h, now), TIMEOUT_MS))
+            else:
+                self.srtt[h] = 0.75 * self.rtt(h, now) + 0.25 * sample
+            self.lost[h] = self.lost[h] + 1 if outcome == "dropped" else 0
         else:
             self.srtt[h] = 0.7 * self.rtt(h, now) + 0.3 * sample
-        self.measured[h] = now
+        t = self.clock if self.family == "bind" else now
+        self.measured[h] = t
+        if self.family in HALF_LIFE:
+            self.at_zero[h] = self.srtt[h] * 2.0 ** (t / HALF_LIFE[self.family])
 
     def resolve(self, hosts, now):
-        """The host whose address the client gets, or None."""
+        """The host whose address the client gets, or None (every host it
+        may pick failed, or the client gave up after CLIENT_TIMEOUT_MS of
+        resolver timeouts)."""
         tried = set()
-        for _ in range(len(hosts)):
-            h = self.choose(now, tried)
+        self.age_clock(now)
+        view = self.candidates()
+        self.timeouts = 0
+        for _ in range(len(view)):
+            h = self.choose(now, tried, view)
             if h is None:
                 return None
             outcome, delay = hosts[h].answer(self.rng)
             self.observe(h, now, outcome, self.dist[h] + delay)
             if outcome == "ok":
                 return h
+            if outcome == "dropped":
+                self.timeouts += 1
+                if self.timeouts * TIMEOUT_MS >= CLIENT_TIMEOUT_MS:
+                    return None
             tried.add(h)
         return None
 
 
 def simulate(capacity, curve, families, distances, offered, seconds, hold_s=(1.0, 5.0), seed=1,
-             events=()):
+             events=(), host_region=None, resolver_region=None, demand=None, delegation=None,
+             info=None):
     """Runs the model; offered: [(from s, fraction of all slots)], events:
-    [(s, "drain"|"up"|"kill"|"slow", host)]. Returns per-second samples
-    {"t", "load": [...], "ok": [...], "failed": n} and totals."""
+    [(s, "drain"|"up"|"kill"|"return"|"slow", host)] or [(s, "region-kill"|
+    "region-return", region)]. Returns per-second samples {"t", "load":
+    [...], "ok": [...], "failed": n, "full": n (of the failed: sent to a
+    host with every slot busy), "delayed": n (sessions whose resolution met
+    a resolver timeout), "families": {family: [ok, no address, host full,
+    delayed]}}.
+
+    Regions: host_region and resolver_region give each host and resolver a
+    region; demand: [(from s, [weight per region])], the share of the
+    offered sessions whose clients are in each region (they ask that
+    region's resolvers); None: every resolver in turn. delegation: the
+    service name's NS names as lists of host indices (Resolver); None: one
+    name per host. info: a dict that gets the resolvers ("resolvers"); with
+    info["track_family_hosts"] true the samples also count each family's
+    sessions per host ("family_hosts": {family: [...]})."""
     rng = random.Random(seed)
     hosts = [Host(c, curve) for c in capacity]
-    resolvers = [Resolver(f, d, random.Random(seed * 100 + k))
+    resolvers = [Resolver(f, d, random.Random(seed * 100 + k), delegation)
                  for k, (f, d) in enumerate(zip(families, distances))]
+    track = info is not None and info.get("track_family_hosts")
+    if info is not None:
+        info["resolvers"] = resolvers
     mean_hold = sum(hold_s) / 2
     slow = [1.0] * len(hosts)
     events = sorted(events)
-    samples, second = [], {"ok": [0] * len(hosts), "failed": 0}
+    offered = sorted(offered)
+    by_region, turn = None, None
+    if demand is not None:
+        demand = sorted(demand)
+        regions = max(max(resolver_region) + 1, max(len(ws) for _, ws in demand))
+        by_region = [[r for k, r in enumerate(resolvers) if resolver_region[k] == g] for g in range(regions)]
+        turn = [0] * regions
+    ends = []  # (end time, host) of the requests in flight, a heap
+    samples, second = [], {"ok": [0] * len(hosts), "failed": 0, "full": 0, "delayed": 0, "families": {}}
     steps = int(round(seconds / DT))
+    per_second = int(round(1 / DT))
+    total = sum(capacity)
     k = 0
     for step in range(steps):
         now = step * DT
         while events and events[0][0] <= now:
             _, what, h = events.pop(0)
-            if what == "drain":
-                hosts[h].down = True
-            elif what == "kill":
-                hosts[h].dead = True
-                hosts[h].busy = []
-            elif what == "up":
-                hosts[h].down = False
-            elif what == "slow":
-                slow[h] = 2.0
-        for h in hosts:
-            h.tick(now)
-        fraction = [f for t, f in offered if t <= now][-1]
-        rate = fraction * sum(capacity) / mean_hold
-        for _ in range(poisson(rng, rate * DT)):
-            r = resolvers[k % len(resolvers)]
-            k += 1
-            h = r.resolve(hosts, now)
-            if h is None:
-                second["failed"] += 1
-                continue
-            host = hosts[h]
-            if host.dead or len(host.busy) >= host.capacity:
-                second["failed"] += 1
-                continue
-            host.busy.append(now + rng.uniform(*hold_s) * slow[h])
-            second["ok"][h] += 1
-        if (step + 1) % int(round(1 / DT)) == 0:
-            samples.append({"t": round(now + DT), "load": [round(h.load(), 3) for h in hosts],
-                            "ok": second["ok"], "failed": second["failed"]})
-            second = {"ok": [0] * len(hosts), "failed": 0}
+            if what.startswith("region-"):
+                targets = [i for i, g in enumerate(host_region) if g == h]
+                what = what[len("region-"):]
+            else:
+                targets = [h]
+            for i in targets:
+                if what == "drain":
+                    hosts[i].down = True
+                elif what == "kill":
+                    hosts[i].dead = True
+                    hosts[i].busy = []
+                elif what == "up":
+                    hosts[i].down = False
+                elif what == "return":
+                    hosts[i].dead = False
+                elif what == "slow":
+                    slow[i] = 2.0
+        # requests end: drop them from the hosts' lists before their tick
+        # (whose filter then keeps them all)
+        ended = set()
+        while ends and ends[0][0] <= now:
+            ended.add(heapq.heappop(ends)[1])
+        for i in ended:
+            host = hosts[i]
+            host.busy = [e for e in host.busy if e > now]
+        for host in hosts:
+            host.tick(now)
+        while len(offered) > 1 and offered[1][0] <= now:
+            offered.pop(0)
+        rate = offered[0][1] * total / mean_hold
+        if by_region is None:
+            arrivals = [(None, poisson(rng, rate * DT))]
+        else:
+            while len(demand) > 1 and demand[1][0] <= now:
+                demand.pop(0)
+            weights = demand[0][1]
+            wsum = float(sum(weights))
+            arrivals = [(g, poisson(rng, rate * DT * w / wsum)) for g, w in enumerate(weights)]
+        for g, count in arrivals:
+            for _ in range(count):
+                if g is None:
+                    r = resolvers[k % len(resolvers)]
+                    k += 1
+                else:
+                    pool = by_region[g]
+                    if not pool:
+                        second["failed"] += 1
+                        continue
+                    r = pool[turn[g] % len(pool)]
+                    turn[g] += 1
+                h = r.resolve(hosts, now)
+                tally = second["families"].setdefault(r.rule, [0, 0, 0, 0])
+                if r.timeouts:
+                    second["delayed"] += 1
+                    tally[3] += 1
+                if h is None:
+                    second["failed"] += 1
+                    tally[1] += 1
+                    continue
+                host = hosts[h]
+                if host.dead or len(host.busy) >= host.capacity:
+                    second["failed"] += 1
+                    second["full"] += 1
+                    tally[2] += 1
+                    continue
+                end = now + rng.uniform(*hold_s) * slow[h]
+                host.busy.append(end)
+                heapq.heappush(ends, (end, h))
+                second["ok"][h] += 1
+                tally[0] += 1
+                if track:
+                    second.setdefault("family_hosts", {}).setdefault(r.rule, [0] * len(hosts))[h] += 1
+        if (step + 1) % per_second == 0:
+            second.update(t=round(now + DT), load=[round(h.load(), 3) for h in hosts])
+            samples.append(second)
+            second = {"ok": [0] * len(hosts), "failed": 0, "full": 0, "delayed": 0, "families": {}}
     return samples
 
 
 def poisson(rng, mean):
-    """A Poisson draw (Knuth's method; the means here are small)."""
+    """A Poisson draw (Knuth's method, in parts of mean <= 50 for large
+    means), at most 1000."""
     if mean <= 0:
         return 0
+    if mean > 50:
+        if mean > 2000:
+            return 1000
+        parts = int(math.ceil(mean / 50.0))
+        return min(1000, sum(poisson(rng, mean / parts) for _ in range(parts)))
     limit, n, p = math.exp(-mean), 0, 1.0
     while n < 1000:
         p *= rng.random()
@@ -300,6 +503,10 @@ def population(n, seed=5):
 
 
 def main():
+    import sys
+    if sys.argv[1:2] == ["fleet"]:
+        from .fleet import main as fleet_main
+        return fleet_main(sys.argv[2:])
     from .closedloop import CAPACITY, FAMILIES, PER_FAMILY, POLICIES, distances
     ap = argparse.ArgumentParser(description="the population model at steady offered load; prints the "
                                  "mean over seeds of the largest swing, the failed share and the peak load")

@@ -955,7 +955,9 @@ populations of 12, 48 and 240 resolvers (the four families in turn, each nearest
 to one host), offered load %.2f, 120 s, two seeds: the largest swing of a host,
 the failed share of the sessions and the peak load. A swing that does not shrink
 with more resolvers is a herd moving together, not the coarseness of twelve
-resolvers.""" % pop[0]["offered"]) if pop else "")
+resolvers. Fleets of 3–40 hosts in several regions, thousands of resolvers, a
+regional outage and delegations with more name servers than resolvers use:
+[popsim.md](popsim.md).""" % pop[0]["offered"]) if pop else "")
     out.append(table(["resolvers", "policy", "swing", "failed", "peak"],
                      [[r["resolvers"], r["policy"], "%.2f" % r["swing"], "%.1f%%" % r["failed_pct"],
                        "%.2f" % r["peak"]] for r in pop]) + "\n")
