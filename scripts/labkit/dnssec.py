@@ -18,6 +18,13 @@ After the shared-key rounds, with all three hosts serving, zonemaster-cli
 against www.example.com from the private root's hints, IPv4 only; the
 results keep its message counts by module and level and every message at
 NOTICE or above.
+
+Then, still with the shared key and the validating resolvers, short runs
+of the open-loop experiments (the Lab's sweep, drain and failover runs,
+with the quick mode's figures) check that shedding, drain and failover
+still hold: the driver asks with AD=1 and DO=1 and records the AD bit of
+every answer; hosts 2 and 3 run at load 0.6 (2 ms later), so that host 1
+is the server the resolvers prefer (see scenarios()).
 """
 
 import json
@@ -45,6 +52,12 @@ MODES = ["shared", "multi", "no-ds", "mixed"]
 # Zonemaster's test modules run against the shared-key delegation.
 ZONEMASTER_MODULES = ["DNSSEC", "Delegation", "Consistency"]
 ZONEMASTER_LEVELS = ["CRITICAL", "ERROR", "WARNING", "NOTICE", "INFO", "DEBUG"]
+# Shedding, drain and failover with validation on (scenarios()): host 1's
+# loads for the shedding rows, the load of hosts 2 and 3 in all three, and
+# the unique names and rate per resolver of each shedding row.
+SCENARIO_SHED_LOADS = [0.0, 0.95, 1.0]
+SCENARIO_OTHERS = ("0.6", "0.6")
+SCENARIO_COUNT, SCENARIO_RATE = 300, 100
 # Messages that the private lab topology explains (not DNSSEC): tag -> why.
 ZONEMASTER_EXPECTED = {
     "NO_IPV6_NS_CHILD": "the lab's hosts listen on IPv4 loopback addresses only; topology, not DNSSEC",
@@ -100,13 +113,10 @@ def ask_validating(server, name, qtype, timeout=5.0, tries=3):
     or None when no answer came."""
     for _ in range(tries):
         qid = random.randrange(65536)
-        q = bytearray(build_query(qid, name, qtype))
-        q[2:4] = struct.pack(">H", 0x0120)  # RD, AD
-        q[10:12] = struct.pack(">H", 1)
-        q += b"\0" + struct.pack(">HHIH", 41, 1232, 0x8000, 0)  # OPT, DO
+        q = build_query(qid, name, qtype, dnssec=True)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.connect((server, 53))
-            s.send(bytes(q))
+            s.send(q)
             end = time.monotonic() + timeout
             while time.monotonic() < end:
                 r, _, _ = select.select([s], [], [], end - time.monotonic())
@@ -192,6 +202,9 @@ def exp_dnssec(lab):
                         h.start(dnssec=lines[i])
                     out["zonemaster"] = zonemaster(lab.work)
                     log("zonemaster: %s" % {k: v for k, v in out["zonemaster"].items() if k != "messages"})
+                    t = time.monotonic()
+                    out["scenarios"] = scenarios(lab, lines)
+                    out["scenarios"]["seconds"] = round(time.monotonic() - t, 1)
             finally:
                 stop(parent)
     finally:
@@ -202,6 +215,36 @@ def exp_dnssec(lab):
                            os.path.join(parent_dir(lab.work), "stdout.log"))
         time.sleep(1.0)
     lab.results["experiments"]["dnssec"] = out
+
+
+def scenarios(lab, lines):
+    """Shedding, drain and failover with every host signing (its lines)
+    and every resolver validating, through the Lab's own runs: the load
+    sweep (host 1 at SCENARIO_SHED_LOADS), the drain and return (both
+    silences) and the failover (host 1's nginx killed), each with the quick
+    mode's figures and hosts 2 and 3 at SCENARIO_OTHERS. Returns their
+    results; the hosts restart without the lines and the driver stops
+    asking for validation afterwards."""
+    for h, line in zip(lab.hosts, lines):
+        h.dnssec = line
+    lab.validating = True
+    try:
+        out = {"others": list(SCENARIO_OTHERS)}
+        log("dnssec scenarios: shedding (host 1 at %s)" % SCENARIO_SHED_LOADS)
+        out["sweep"] = {"count": SCENARIO_COUNT, "rate": SCENARIO_RATE, "rows": lab.sweep_rows(
+            SCENARIO_SHED_LOADS, SCENARIO_COUNT, SCENARIO_RATE, others=SCENARIO_OTHERS, reps=1,
+            refuse=False)}
+        dur, drain_at, up_at, rate = lab.drain_params(True)
+        out["drain"] = {"duration": dur, "drain_at": drain_at, "up_at": up_at, "rate": rate, "runs": [
+            lab.drain_run(silence, dur, drain_at, up_at, rate, others=SCENARIO_OTHERS)
+            for silence in ("drop", "refuse")]}
+        lab.hosts[0].start()
+        out["failover"] = lab.failover_run(*lab.failover_params(True))
+        return out
+    finally:
+        for h in lab.hosts:
+            h.dnssec = ""
+        lab.validating = False
 
 
 def zonemaster(work, timeout=300):
@@ -335,6 +378,164 @@ three hosts served it with the shared key (its DS in the signed
     return text + "\n"
 
 
+def answers(n):
+    return "%d answer%s" % (n, "" if n == 1 else "s")
+
+
+def pct_of(part, whole):
+    return "%d%%" % round(100.0 * part / whole) if whole else "–"
+
+
+def phase_row(phase, label, s):
+    """A table row of one summary (analysis.summarize): answers, each
+    host's share of them, the share validated (AD=1), SERVFAIL, no answer."""
+    ok = s["ok"]
+    shares = [pct_of(n, ok) for n in s["hosts"]]
+    return "| %s | %s | %d of %d | %s | %s | %d | %d |" % (
+        phase, label, ok, s["sent"], " | ".join(shares),
+        pct_of(s.get("ad", 0), ok) if "ad" in s else "not asked", s["servfail"], s["timeout"])
+
+
+PHASE_HEADER = ["| phase | resolver | answers | host 1 | host 2 | host 3 | AD=1 | SERVFAIL | no answer |",
+                "|---|---|---|---|---|---|---|---|---|"]
+
+
+def all_validated(summaries):
+    """Every answer with an address had AD=1 and none was SERVFAIL."""
+    return all(s.get("ad", -1) == s["ok"] and s["servfail"] == 0 for s in summaries)
+
+
+def failures(summaries):
+    return sum(s["servfail"] for s in summaries), sum(s["timeout"] for s in summaries)
+
+
+def scenario_checks(sc, name, label):
+    """One line per resolver: what held and what did not, from the data."""
+    said = []
+    rows = [row["res"].get(name) for row in sc["sweep"]["rows"]]
+    if all(rows):
+        h1 = [r["hosts"][0] / r["ok"] if r["ok"] else 0.0 for r in rows]
+        moved = all(x < h1[0] for x in h1[1:])
+        said.append("shedding %s (host 1: %s)" % (
+            "holds" if moved else "**did not move the share**" if h1[0] > 0 else
+            "not shown: host 1 got no answers at load 0",
+            " → ".join("%s at %g" % (pct_of(r["hosts"][0], r["ok"]), row["load"])
+                       for r, row in zip(rows, sc["sweep"]["rows"]))))
+    for run in sc["drain"]["runs"]:
+        ph = {p["phase"]: p for p in run["phases"].get(name, [])}
+        if not ph:
+            continue
+        first, rest = ph["first 5 s drained"], ph["rest of drain"]
+        back = ph["first 5 s back"]["hosts"][0] + ph["rest"]["hosts"][0]
+        normal = ph["normal"]["hosts"][0]
+        sf, lost = failures(ph.values())
+        said.append("drain with `dns_silence %s`: %s from host 1 in the first 5 s drained, %s, "
+                    "%s; %s%s" % (
+                        run["silence"], answers(first["hosts"][0]),
+                        "none after that" if rest["hosts"][0] == 0 else
+                        "**%d later in the drain**" % rest["hosts"][0],
+                        "%d SERVFAIL, %d unanswered" % (sf, lost),
+                        "host 1 answered again after `up` (%s)" % answers(back) if back else
+                        "**no answer from host 1 within %g s after `up`**" % (
+                            sc["drain"]["duration"] - sc["drain"]["up_at"]),
+                        "" if normal else " (host 1 got no answers before the drain either)"))
+    f = sc["failover"]["res"].get(name)
+    if f:
+        said.append("failover: %d of %d unique names answered after the kill (%d SERVFAIL, %d unanswered, "
+                    "last failure %s), %s from host 1; cached names: %d failures" % (
+                        f["after"]["ok"], f["after"]["sent"], f["after"]["servfail"], f["after"]["timeout"],
+                        "at +%g s" % f["last_failure_s"] if f["last_failure_s"] is not None else "none",
+                        "none" if not f["after"]["hosts"][0] else "**%d**" % f["after"]["hosts"][0],
+                        f["cached_failed"]))
+    summaries = [r for r in rows if r] + [p for run in sc["drain"]["runs"] for p in run["phases"].get(name, [])] \
+        + ([f["before"], f["after"]] if f else [])
+    said.append("every answer with an address AD=1, no SERVFAIL" if all_validated(summaries) else
+                "**%d answers without AD=1, %d SERVFAIL**" % (
+                    sum(s["ok"] - s.get("ad", 0) for s in summaries), sum(s["servfail"] for s in summaries)))
+    return "- **%s**: %s." % (label, "; ".join(said))
+
+
+def delay_at(results, load):
+    """What a host at `load` does by the module's default curve, as the
+    run read it from a status endpoint."""
+    points = [p for p in (results.get("module_defaults") or {}).get("curve", []) if p["load"] == load]
+    if not points:
+        return "later, by the module's default curve"
+    return "%g ms later, by the module's default curve" % points[0]["delay_ms"]
+
+
+def scenarios_section(results):
+    """Shedding, drain and failover with validation on, from the data."""
+    sc = results["experiments"]["dnssec"].get("scenarios")
+    if not sc:
+        return ""
+    names = [n for n in results["resolvers"]]
+    label = {n: results["resolvers"][n]["label"] for n in names}
+    d, f = sc["drain"], sc["failover"]
+    text = ["""## Shedding, drain and failover with validation on
+
+The open-loop lab's load sweep, drain and failover runs (the same code,
+`scripts/labkit/experiments.py`, with the quick mode's figures), with
+every host signing with the shared key (its DS in `example.com.`) and the
+resolvers validating from the root's trust anchor. The driver asks every
+query with AD=1 and DO=1 and records the AD bit. Hosts 2 and 3 run at load
+%s (%s), so that the resolvers that follow the fastest server prefer host
+1, the host that is loaded, drained or killed. Fresh resolvers (empty caches) for each run;
+unique names below `www.example.com` (the wildcard answers them, so every
+one is a cache miss and a new validation). These runs took %s s.
+
+Columns: answers with an address (of the queries sent), each host's share
+of them, the share of them with AD=1 (validated), SERVFAIL responses, and
+queries with no answer within 5 s.
+""" % (sc["others"][0], delay_at(results, float(sc["others"][0])), sc.get("seconds", "?"))]
+
+    rows = sc["sweep"]["rows"]
+    text.append("""### Shedding
+
+Host 1's load file at %s; %d unique names per resolver at %d/s for each.
+Host 1's state, delay and drop ratio as its status endpoint reported them:
+%s.
+""" % (", ".join("%g" % r["load"] for r in rows), sc["sweep"]["count"], sc["sweep"]["rate"],
+       "; ".join("load %g: %s, %s ms, drop %s" % (r["load"], r.get("state"), r.get("delay_ms"), r.get("drop_ratio"))
+                 for r in rows)))
+    lines = list(PHASE_HEADER)
+    for n in names:
+        for r in rows:
+            if n in r["res"]:
+                lines.append(phase_row("host 1 load %g" % r["load"], label[n], r["res"][n]))
+    text.append("\n".join(lines) + "\n")
+
+    text.append("""### Drain and return
+
+Unique names at %d/s for %g s per resolver; host 1's load file says `drain`
+from %g s and `up` from %g s; once with `dns_silence drop` (the drained
+host sends nothing) and once with `dns_silence refuse` (it answers
+REFUSED, unsigned). Phases by the time a query was sent.
+""" % (d["rate"], d["duration"], d["drain_at"], d["up_at"]))
+    lines = list(PHASE_HEADER)
+    for run in d["runs"]:
+        for n in names:
+            for ph in run["phases"].get(n, []):
+                lines.append(phase_row("%s: %s" % (run["silence"], ph["phase"]), label[n], ph))
+    text.append("\n".join(lines) + "\n")
+
+    text.append("""### Failover
+
+Unique names at %d/s and %d cached names (%d queries per second; TTL 10 s)
+per resolver for %g s; host 1's nginx killed (SIGKILL) at %g s. Unique
+names before and after the kill:
+""" % (f["unique_rate"], f["cached_names"], f["cached_rate"], f["duration"], f["kill_at"]))
+    lines = list(PHASE_HEADER)
+    for n in names:
+        for when in ("before", "after"):
+            if n in f["res"]:
+                lines.append(phase_row("%s the kill" % when, label[n], f["res"][n][when]))
+    text.append("\n".join(lines) + "\n")
+
+    text.append("### What held\n\n" + "\n".join(scenario_checks(sc, n, label[n]) for n in names) + "\n")
+    return "\n".join(text)
+
+
 def report(results):
     """docs/lab-dnssec.md from a run's results."""
     ex = results["experiments"]["dnssec"]
@@ -379,6 +580,7 @@ and DO, and every round starts the resolvers with empty caches.
 Software: %s.
 
 %s
-%s""" % (results["mode"], results.get("build", "?"), MIXED_QUERIES,
+%s%s""" % (results["mode"], results.get("build", "?"), MIXED_QUERIES,
        ", ".join("%s %s" % kv for kv in results.get("versions", {}).items()) or "not recorded",
-       "\n".join(lines), "\n" + zonemaster_section(ex.get("zonemaster")) if ex.get("zonemaster") else "")
+       "\n".join(lines), "\n" + zonemaster_section(ex.get("zonemaster")) if ex.get("zonemaster") else "",
+       "\n" + scenarios_section(results) if ex.get("scenarios") else "")
