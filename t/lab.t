@@ -84,6 +84,24 @@ for my $r (@working) {
 }
 unlike($dnssec, qr/\*\*failed\*\*/, 'dnssec: no failed cell');
 
+# Shedding, drain and failover with validation on: a row per resolver and
+# phase; drained host 1 gets no query after the first 5 s; every answer
+# validated.
+like($dnssec, qr/^## Shedding, drain and failover with validation on$/m, 'dnssec scenarios: section written');
+my $row = qr/\d+ of \d+ \| \d+% \| \d+% \| \d+% \| \d+% \| \d+ \| \d+ \|$/;
+for my $r (@working) {
+    for my $phase ('host 1 load 0', 'host 1 load 0.95', 'drop: normal', 'drop: rest of drain', 'refuse: rest',
+                   'before the kill', 'after the kill') {
+        like($dnssec, qr/^\| \Q$phase\E \| \Q$r\E \| $row/m, "dnssec scenarios: $r, $phase");
+    }
+    for my $silence ('drop', 'refuse') {
+        like($dnssec, qr/^\| $silence: rest of drain \| \Q$r\E \| \d+ of \d+ \| 0% \|/m,
+            "dnssec scenarios: $r, dns_silence $silence: no answer from drained host 1");
+    }
+    like($dnssec, qr/^- \*\*\Q$r\E\*\*: .*every answer with an address AD=1, no SERVFAIL\.$/m,
+        "dnssec scenarios: $r validated every answer");
+}
+
 # Zonemaster against the shared-key delegation: the DNSSEC module ran and
 # logged no ERROR or CRITICAL.
 SKIP: {

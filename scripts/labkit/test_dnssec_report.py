@@ -27,29 +27,42 @@ def recs(hosts, t=0.0, ad=True, servfail=0, timeout=0):
     return out
 
 
-def phases(normal, first, rest, back, end):
-    names = ["normal", "first 5 s drained", "rest of drain", "first 5 s back", "rest"]
-    return [dict(summarize(r), phase=n) for n, r in zip(names, [normal, first, rest, back, end])]
+def drain_run(silence, drained_h1):
+    """A drain run (drain at 10 s, up at 25 s of 45 s) whose answers come
+    from each host before the drain, from hosts 2 and 3 while drained
+    (but for one answer of host 1 in 10-15 s and `drained_h1` in 15-20 s),
+    and from all after."""
+    at = {0: [0, 0, 1, 2], 5: [0, 1, 2], 10: [0, 1, 2], 15: [1, 2] + [0] * drained_h1, 20: [1, 2],
+          25: [1, 2], 30: [0, 1, 2], 35: [0, 1], 40: [2]}
+    rs = [r for t, hosts in at.items() for r in recs(hosts, t=t + 1.0)]
+    res = []
+    for t in sorted(at):
+        b = summarize([r for r in rs if t <= r["sent"] < t + 5])
+        b["start"] = t
+        res.append(b)
+    names = [("normal", 0, 10), ("first 5 s drained", 10, 15), ("rest of drain", 15, 25),
+             ("first 5 s back", 25, 30), ("rest", 30, 46)]
+    phases = [dict(summarize([r for r in rs if lo <= r["sent"] < hi]), phase=n) for n, lo, hi in names]
+    return {"silence": silence, "res": {n: res for n in RESOLVERS}, "phases": {n: phases for n in RESOLVERS}}
 
 
-def scenarios(drained_h1=0, ad=True):
+def scenarios(drained_h1=0, ad=True, synthesis=False):
     """Data of a run where everything held, unless told otherwise."""
     sweep = [{"load": load, "state": st, "delay_ms": d, "drop_ratio": p,
               "res": {n: summarize(recs(h1 + [1, 2] * 5, ad=ad)) for n in RESOLVERS}}
              for load, st, d, p, h1 in [(0.0, "ready", 0, 0, [0] * 20), (0.95, "shedding", 400, 0.75, [0]),
                                         (1.0, "down", 0, 1, [])]]
-    runs = [{"silence": s, "res": {}, "phases": {n: phases(recs([0, 0, 1, 2]), recs([0, 1, 2]),
-                                                             recs([1, 2] + [0] * drained_h1), recs([1, 2]),
-                                                             recs([0, 1, 2]))
-                                                  for n in RESOLVERS}}
-            for s in ("drop", "refuse")]
     killed = recs([0, 0, 1], t=1.0) + recs([1, 2, 2], t=20.0)
-    return {"others": ["0.6", "0.6"], "seconds": 123.4,
-            "sweep": {"count": 300, "rate": 100, "rows": sweep},
-            "drain": {"duration": 45.0, "drain_at": 10.0, "up_at": 25.0, "rate": 40, "runs": runs},
-            "failover": {"duration": 30.0, "kill_at": 13.0, "unique_rate": 40, "cached_rate": 25,
-                         "cached_names": 50, "res": {n: failover_summary(killed, 0.0, 13.0, 30.0)
-                                                     for n in RESOLVERS}}}
+    if synthesis:
+        killed += recs([0], t=19.0)
+    return {"others": ["0.6", "0.6"], "ttl": 10, "variants": [{
+        "name": "resolver defaults" if synthesis else "no synthesis", "synthesis": synthesis, "seconds": 123.4,
+        "sweep": {"count": 300, "rate": 100, "rows": sweep},
+        "drain": {"duration": 45.0, "drain_at": 10.0, "up_at": 25.0, "rate": 40,
+                  "runs": [drain_run(s, drained_h1) for s in ("drop", "refuse")]},
+        "failover": {"duration": 30.0, "kill_at": 13.0, "unique_rate": 40, "cached_rate": 25,
+                     "cached_names": 50, "res": {n: failover_summary(killed, 0.0, 13.0, 30.0)
+                                                 for n in RESOLVERS}}}]}
 
 
 def results(sc):
@@ -80,27 +93,42 @@ class Summary(unittest.TestCase):
 class Report(unittest.TestCase):
     def test_every_phase_has_a_row_per_resolver(self):
         text = scenarios_section(results(scenarios()))
-        for heading in ("### Shedding", "### Drain and return", "### Failover", "### What held"):
+        for heading in ("### No synthesis", "**Shedding.**", "**Drain and return.**", "**Failover.**",
+                        "**What held** (no synthesis):", "Unbound `aggressive-nsec: no`"):
             self.assertIn(heading, text)
         self.assertIn("| host 1 load 0 | Unbound | 30 of 30 | 67% | 17% | 17% | 100% | 0 | 0 |", text)
         self.assertIn("| host 1 load 1 | Knot Resolver | 10 of 10 | 0% | 50% | 50% | 100% | 0 | 0 |", text)
         self.assertEqual(text.count("| refuse: rest of drain | "), 2)
+        self.assertIn("| refuse: rest of drain | Unbound | 4 of 4 | 0% | 50% | 50% | 100% | 0 | 0 |", text)
+        self.assertIn("| drop: first 5 s drained | Knot Resolver | 3 of 3 | 33% | 33% | 33% | 100% | 0 | 0 |", text)
         self.assertIn("| after the kill | Unbound | 3 of 3 | 0% | 33% | 67% | 100% | 0 | 0 |", text)
-        self.assertIn("These runs took 123.4 s.", text)
+        self.assertIn("The runs took 123.4 s (no synthesis).", text)
         self.assertIn("## Shedding, drain and failover with validation on", report(results(scenarios())))
 
     def test_what_held_comes_from_the_data(self):
-        good = scenario_checks(scenarios(), "unbound", "Unbound")
+        v = scenarios()["variants"][0]
+        good = scenario_checks(v, "unbound", "Unbound", 10)
         self.assertIn("shedding holds (host 1: 67% at 0 → 9% at 0.95 → 0% at 1)", good)
-        self.assertIn("drain with `dns_silence drop`: 1 answer from host 1 in the first 5 s drained, "
-                      "none after that, 0 SERVFAIL, 0 unanswered; host 1 answered again after `up` (1 answer)",
-                      good)
-        self.assertIn("failover: 3 of 3 unique names answered after the kill", good)
+        self.assertIn("drain with `dns_silence drop`: 1 answer from host 1 while drained (the last in the "
+                      "0–5 s bin), none 5 s after `drain`; 0 SERVFAIL, 0 unanswered; "
+                      "host 1 answered again after `up` (2 answers)", good)
+        self.assertIn("failover: 3 of 3 unique names answered after the kill (0 SERVFAIL, 0 unanswered), "
+                      "none from host 1; cached names: 0 failures", good)
         self.assertIn("every answer with an address AD=1, no SERVFAIL", good)
         self.assertNotIn("**", good.split(": ", 1)[1], "nothing marked as not holding")
-        bad = scenario_checks(scenarios(drained_h1=2, ad=False), "unbound", "Unbound")
-        self.assertIn("**2 later in the drain**", bad)
+        bad = scenario_checks(scenarios(drained_h1=2, ad=False)["variants"][0], "unbound", "Unbound", 10)
+        self.assertIn("3 answers from host 1 while drained (the last in the 5–10 s bin), "
+                      "**some 5 s after `drain`**", bad)
         self.assertIn("**51 answers without AD=1, 0 SERVFAIL**", bad)
+
+    def test_with_synthesis_a_host_may_be_given_out_for_a_ttl(self):
+        v = scenarios(drained_h1=2, synthesis=True)["variants"][0]
+        said = scenario_checks(v, "unbound", "Unbound", 10)
+        self.assertIn("3 answers from host 1 while drained (the last in the 5–10 s bin), "
+                      "none 10 s after `drain`", said)
+        self.assertIn("failover: 4 of 4 unique names answered after the kill (0 SERVFAIL, 0 unanswered), "
+                      "1 answer from host 1, the last sent 6 s after the kill;", said)
+        self.assertNotIn("**", said.split(": ", 1)[1])
 
 
 class KeptApart(unittest.TestCase):
@@ -118,7 +146,7 @@ class KeptApart(unittest.TestCase):
                 self.assertEqual(f.read(), "open-loop results\n")
             self.assertFalse(os.path.exists(os.path.join(d, "lab-share.svg")))
             with open(os.path.join(d, "lab-dnssec.md")) as f:
-                self.assertIn("### What held", f.read())
+                self.assertIn("**What held** (no synthesis):", f.read())
 
 
 if __name__ == "__main__":
