@@ -46,14 +46,14 @@ def drain_run(silence, drained_h1):
     return {"silence": silence, "res": {n: res for n in RESOLVERS}, "phases": {n: phases for n in RESOLVERS}}
 
 
-def scenarios(drained_h1=0, ad=True, synthesis=False):
+def scenarios(drained_h1=0, ad=True, synthesis=False, late_h1=None):
     """Data of a run where everything held, unless told otherwise."""
     sweep = [{"load": load, "state": st, "delay_ms": d, "drop_ratio": p,
               "res": {n: summarize(recs(h1 + [1, 2] * 5, ad=ad)) for n in RESOLVERS}}
              for load, st, d, p, h1 in [(0.0, "ready", 0, 0, [0] * 20), (0.95, "shedding", 400, 0.75, [0]),
                                         (1.0, "down", 0, 1, [])]]
     killed = recs([0, 0, 1], t=1.0) + recs([1, 2, 2], t=20.0)
-    if synthesis:
+    if synthesis if late_h1 is None else late_h1:
         killed += recs([0], t=19.0)
     return {"others": ["0.6", "0.6"], "ttl": 10, "variants": [{
         "name": "resolver defaults" if synthesis else "no synthesis", "synthesis": synthesis, "seconds": 123.4,
@@ -120,12 +120,27 @@ class Report(unittest.TestCase):
         self.assertIn("3 answers from host 1 while drained (the last in the 5–10 s bin), "
                       "**some 5 s after `drain`**", bad)
         self.assertIn("**51 answers without AD=1, 0 SERVFAIL**", bad)
+        knot = scenario_checks(scenarios(drained_h1=2)["variants"][0], "kresd", "Knot Resolver", 10)
+        self.assertIn("3 answers from host 1 while drained (the last in the 5–10 s bin), "
+                      "none 15 s after `drain`", knot, "Knot Resolver synthesizes in both set-ups")
+
+    def test_what_did_not_hold_is_marked(self):
+        v = scenarios(late_h1=True)["variants"][0]
+        v["sweep"]["rows"][0]["res"]["unbound"] = summarize(recs([0] + [1, 2] * 20))
+        said = scenario_checks(v, "unbound", "Unbound", 10)
+        self.assertIn("shedding not shown: the resolver did not prefer host 1 at load 0 "
+                      "(host 1: 2% at 0 → 9% at 0.95 → 0% at 1)", said)
+        self.assertIn("1 answer from host 1, the last sent 6 s after the kill **(later than 1 s)**", said)
+        v["sweep"]["rows"][1]["res"]["unbound"] = summarize(recs([0] * 30 + [1, 2]))
+        v["sweep"]["rows"][0]["res"]["unbound"] = summarize(recs([0] * 20 + [1, 2]))
+        self.assertIn("shedding **did not move the share** (host 1: 91% at 0 → 94% at 0.95 → 0% at 1)",
+                      scenario_checks(v, "unbound", "Unbound", 10))
 
     def test_with_synthesis_a_host_may_be_given_out_for_a_ttl(self):
         v = scenarios(drained_h1=2, synthesis=True)["variants"][0]
         said = scenario_checks(v, "unbound", "Unbound", 10)
         self.assertIn("3 answers from host 1 while drained (the last in the 5–10 s bin), "
-                      "none 10 s after `drain`", said)
+                      "none 15 s after `drain`", said)
         self.assertIn("failover: 4 of 4 unique names answered after the kill (0 SERVFAIL, 0 unanswered), "
                       "1 answer from host 1, the last sent 6 s after the kill;", said)
         self.assertNotIn("**", said.split(": ", 1)[1])
