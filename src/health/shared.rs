@@ -79,10 +79,7 @@ pub const RCODES: [(u16, &str); 8] = [
 /// Where `rcode` is counted in `Counters::rcode`: its own entry of
 /// `RCODES`, or the last one, `other`.
 pub fn rcode_index(rcode: u16) -> usize {
-    RCODES
-        .iter()
-        .position(|(r, _)| *r == rcode)
-        .unwrap_or(RCODES.len() - 1)
+    RCODES.iter().position(|(r, _)| *r == rcode).unwrap_or(RCODES.len() - 1)
 }
 
 /// Why a query got no answer.
