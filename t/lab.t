@@ -84,6 +84,35 @@ for my $r (@working) {
 }
 unlike($dnssec, qr/\*\*failed\*\*/, 'dnssec: no failed cell');
 
+# Shedding, drain and failover with validation on: a row per resolver and
+# phase; without wildcard synthesis the drained host 1 gets no query after
+# the first 5 s (Knot Resolver cannot be told not to synthesize); every
+# answer validated in both resolver set-ups.
+like($dnssec, qr/^## Shedding, drain and failover with validation on$/m, 'dnssec scenarios: section written');
+my ($nosyn) = $dnssec =~ /^### No synthesis\n(.*?)(?=^### |\z)/sm;
+my ($defaults) = $dnssec =~ /^### Resolver defaults\n(.*?)(?=^### |\z)/sm;
+ok(defined $nosyn && defined $defaults, 'dnssec scenarios: both resolver set-ups');
+my $row = qr/\d+ of \d+ \| \d+% \| \d+% \| \d+% \| \d+% \| \d+ \| \d+ \|$/m;
+for my $r (@working) {
+    for my $phase ('host 1 load 0', 'host 1 load 0.95', 'drop: normal', 'drop: rest of drain', 'refuse: rest',
+                   'before the kill', 'after the kill') {
+        like($nosyn // '', qr/^\| \Q$phase\E \| \Q$r\E \| $row/m, "dnssec scenarios: $r, $phase");
+    }
+    for my $phase ('refuse: rest of drain', 'after the kill') {
+        like($defaults // '', qr/^\| \Q$phase\E \| \Q$r\E \| $row/m, "dnssec scenarios, defaults: $r, $phase");
+    }
+    if ($r ne 'Knot Resolver') {
+        for my $silence ('drop', 'refuse') {
+            like($nosyn // '', qr/^\| $silence: rest of drain \| \Q$r\E \| \d+ of \d+ \| 0% \|/m,
+                "dnssec scenarios: $r, dns_silence $silence: no answer from drained host 1");
+        }
+    }
+    for my $part ([$nosyn, 'no synthesis'], [$defaults, 'defaults']) {
+        like($part->[0] // '', qr/^- \*\*\Q$r\E\*\*: .*every answer with an address AD=1, no SERVFAIL\.$/m,
+            "dnssec scenarios, $part->[1]: $r validated every answer");
+    }
+}
+
 # Zonemaster against the shared-key delegation: the DNSSEC module ran and
 # logged no ERROR or CRITICAL.
 SKIP: {

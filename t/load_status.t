@@ -131,7 +131,7 @@ for my $q (@mix) {
 my %want = (
     queries   => { udp => 12, tcp => 1,
                    by_type => { A => 5, AAAA => 1, NS => 2, SOA => 1, ANY => 1, other => 3 } },
-    responses => { NOERROR => 8, NXDOMAIN => 3, REFUSED => 2, FORMERR => 0, NOTIMP => 0,
+    responses => { NOERROR => 8, NXDOMAIN => 3, SERVFAIL => 0, REFUSED => 2, FORMERR => 0, NOTIMP => 0,
                    BADVERS => 0, other => 0 },
     answered  => 13,
     delayed   => 0,
@@ -205,6 +205,7 @@ sub counters_of {
         qq(dns_service_responses_total{$L,rcode="NOERROR"})  => 8,
         qq(dns_service_responses_total{$L,rcode="NXDOMAIN"}) => 3,
         qq(dns_service_responses_total{$L,rcode="REFUSED"})  => 2,
+        qq(dns_service_responses_total{$L,rcode="SERVFAIL"}) => 0,
         qq(dns_service_responses_total{$L,rcode="FORMERR"})  => 0,
         qq(dns_service_answered_total{$L})         => 13,
         qq(dns_service_delayed_total{$L})          => 0,

@@ -8,13 +8,14 @@ Modules, from the wire up:
   resolvers    Unbound, BIND 9, PowerDNS Recursor, Knot Resolver
   analysis     shares, latencies and time bins from the driver's records
   dnssec       the signed chain: signed root and parent, keyed hosts,
-               validating resolvers (experiment "dnssec")
+               validating resolvers, shedding, drain and failover with
+               validation on (experiment "dnssec"), docs/lab-dnssec.md
   experiments  the Lab: set-up, the module's defaults, every experiment
   closedloop   the closed loop: hosts with real applications, twelve
                resolvers at their own distances, client sessions, the
                policies compared and the figures per scenario
   report       docs/lab.md and docs/lab-share.svg from results.json
-               (and docs/lab-dnssec.md); the closed loop's
+               (docs/lab-dnssec.md from dnssec-results.json); the closed loop's
                closed-loop.json, section and pictures
 """
 

@@ -16,14 +16,17 @@ def pct(values, q):
 
 
 def summarize(recs):
-    """Answers per host, failures by kind and latency of the answered queries."""
+    """Answers per host, failures by kind and latency of the answered
+    queries; for queries that asked for validation (records with ad) also
+    ad: the answers with addresses that had AD=1."""
     ok = [r for r in recs if r["status"] == "ok"]
     share = [0] * len(HOSTS)
     for r in ok:
         if r["host"] is not None:
             share[r["host"]] += 1
     lat = [r["lat"] for r in ok]
-    return {
+    validated = {"ad": sum(bool(r["ad"]) for r in ok)} if any("ad" in r for r in recs) else {}
+    return dict(validated, **{
         "sent": len(recs), "ok": len(ok), "hosts": share,
         "servfail": sum(r["status"] == "servfail" for r in recs),
         "timeout": sum(r["status"] in ("timeout", "error") for r in recs),
@@ -31,7 +34,7 @@ def summarize(recs):
         "lat_med_ms": round(1000 * statistics.median(lat), 1) if lat else None,
         "lat_p90_ms": round(1000 * pct(lat, 0.9), 1) if lat else None,
         "lat_max_ms": round(1000 * max(lat), 1) if lat else None,
-    }
+    })
 
 
 def bins(recs, t0, width, dur, tag=None):

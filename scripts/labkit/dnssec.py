@@ -18,6 +18,13 @@ After the shared-key rounds, with all three hosts serving, zonemaster-cli
 against www.example.com from the private root's hints, IPv4 only; the
 results keep its message counts by module and level and every message at
 NOTICE or above.
+
+Then, still with the shared key and the validating resolvers, short runs
+of the open-loop experiments (the Lab's sweep, drain and failover runs,
+with the quick mode's figures) check that shedding, drain and failover
+still hold: the driver asks with AD=1 and DO=1 and records the AD bit of
+every answer; hosts 2 and 3 run at load 0.6 (2 ms later), so that host 1
+is the server the resolvers prefer (see scenarios()).
 """
 
 import json
@@ -45,6 +52,24 @@ MODES = ["shared", "multi", "no-ds", "mixed"]
 # Zonemaster's test modules run against the shared-key delegation.
 ZONEMASTER_MODULES = ["DNSSEC", "Delegation", "Consistency"]
 ZONEMASTER_LEVELS = ["CRITICAL", "ERROR", "WARNING", "NOTICE", "INFO", "DEBUG"]
+# Shedding, drain and failover with validation on (scenarios()): host 1's
+# loads for the shedding rows, the load of hosts 2 and 3 in all three, and
+# the unique names and rate per resolver of each shedding row.
+SCENARIO_SHED_LOADS = [0.0, 0.95, 1.0]
+SCENARIO_OTHERS = ("0.6", "0.6")
+SCENARIO_COUNT, SCENARIO_RATE = 300, 100
+SCENARIO_TTL = 10  # seconds: the hosts' dns_ttl (topology.Host.start's default)
+# The two resolver set-ups the scenarios run with: wildcard synthesis from
+# the validated cache (RFC 8198) turned off where the resolver allows it, so
+# that every unique name reaches a host as in the open-loop lab (all three
+# scenarios); and the resolvers' defaults, which synthesize (drain with the
+# module's default silence, and failover).
+SCENARIO_VARIANTS = [
+    {"name": "no synthesis", "synthesis": False, "sweep": True, "silences": ["drop", "refuse"],
+     "failover": True},
+    {"name": "resolver defaults", "synthesis": True, "sweep": False, "silences": ["refuse"],
+     "failover": True},
+]
 # Messages that the private lab topology explains (not DNSSEC): tag -> why.
 ZONEMASTER_EXPECTED = {
     "NO_IPV6_NS_CHILD": "the lab's hosts listen on IPv4 loopback addresses only; topology, not DNSSEC",
@@ -100,13 +125,10 @@ def ask_validating(server, name, qtype, timeout=5.0, tries=3):
     or None when no answer came."""
     for _ in range(tries):
         qid = random.randrange(65536)
-        q = bytearray(build_query(qid, name, qtype))
-        q[2:4] = struct.pack(">H", 0x0120)  # RD, AD
-        q[10:12] = struct.pack(">H", 1)
-        q += b"\0" + struct.pack(">HHIH", 41, 1232, 0x8000, 0)  # OPT, DO
+        q = build_query(qid, name, qtype, dnssec=True)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.connect((server, 53))
-            s.send(bytes(q))
+            s.send(q)
             end = time.monotonic() + timeout
             while time.monotonic() < end:
                 r, _, _ = select.select([s], [], [], end - time.monotonic())
@@ -192,6 +214,9 @@ def exp_dnssec(lab):
                         h.start(dnssec=lines[i])
                     out["zonemaster"] = zonemaster(lab.work)
                     log("zonemaster: %s" % {k: v for k, v in out["zonemaster"].items() if k != "messages"})
+                    t = time.monotonic()
+                    out["scenarios"] = scenarios(lab, lines)
+                    out["scenarios"]["seconds"] = round(time.monotonic() - t, 1)
             finally:
                 stop(parent)
     finally:
@@ -202,6 +227,50 @@ def exp_dnssec(lab):
                            os.path.join(parent_dir(lab.work), "stdout.log"))
         time.sleep(1.0)
     lab.results["experiments"]["dnssec"] = out
+
+
+def scenarios(lab, lines):
+    """Shedding, drain and failover with every host signing (its lines)
+    and every resolver validating, through the Lab's own runs: the load
+    sweep (host 1 at SCENARIO_SHED_LOADS), the drain and return and the
+    failover (host 1's nginx killed), each with the quick mode's figures
+    and hosts 2 and 3 at SCENARIO_OTHERS, once per SCENARIO_VARIANTS entry.
+    Returns their results; the hosts restart without the lines, the
+    resolvers with their defaults, and the driver stops asking for
+    validation afterwards."""
+    for h, line in zip(lab.hosts, lines):
+        h.dnssec = line
+    lab.validating = True
+    out = {"others": list(SCENARIO_OTHERS), "ttl": SCENARIO_TTL, "variants": []}
+    try:
+        for v in SCENARIO_VARIANTS:
+            t = time.monotonic()
+            for r in lab.resolvers:
+                r.synthesis = v["synthesis"]
+            got = {"name": v["name"], "synthesis": v["synthesis"]}
+            if v["sweep"]:
+                log("dnssec scenarios, %s: shedding (host 1 at %s)" % (v["name"], SCENARIO_SHED_LOADS))
+                got["sweep"] = {"count": SCENARIO_COUNT, "rate": SCENARIO_RATE, "rows": lab.sweep_rows(
+                    SCENARIO_SHED_LOADS, SCENARIO_COUNT, SCENARIO_RATE, others=SCENARIO_OTHERS, reps=1,
+                    refuse=False)}
+            dur, drain_at, up_at, rate = lab.drain_params(True)
+            log("dnssec scenarios, %s: drain" % v["name"])
+            got["drain"] = {"duration": dur, "drain_at": drain_at, "up_at": up_at, "rate": rate, "runs": [
+                lab.drain_run(silence, dur, drain_at, up_at, rate, others=SCENARIO_OTHERS)
+                for silence in v["silences"]]}
+            lab.hosts[0].start()
+            if v["failover"]:
+                log("dnssec scenarios, %s: failover" % v["name"])
+                got["failover"] = lab.failover_run(*lab.failover_params(True))
+            got["seconds"] = round(time.monotonic() - t, 1)
+            out["variants"].append(got)
+        return out
+    finally:
+        for h in lab.hosts:
+            h.dnssec = ""
+        for r in lab.resolvers:
+            r.synthesis = True
+        lab.validating = False
 
 
 def zonemaster(work, timeout=300):
@@ -335,6 +404,223 @@ three hosts served it with the shared key (its DS in the signed
     return text + "\n"
 
 
+def answers(n):
+    return "%d answer%s" % (n, "" if n == 1 else "s")
+
+
+def fine_pct(part, whole):
+    """A share in percent, with a decimal below 1%."""
+    if not whole:
+        return "–"
+    p = 100.0 * part / whole
+    return "%.1f%%" % p if 0 < p < 1 else "%d%%" % round(p)
+
+
+def pct_of(part, whole):
+    return "%d%%" % round(100.0 * part / whole) if whole else "–"
+
+
+def phase_row(phase, label, s):
+    """A table row of one summary (analysis.summarize): answers, each
+    host's share of them, the share validated (AD=1), SERVFAIL, no answer."""
+    ok = s["ok"]
+    shares = [pct_of(n, ok) for n in s["hosts"]]
+    return "| %s | %s | %d of %d | %s | %s | %d | %d |" % (
+        phase, label, ok, s["sent"], " | ".join(shares),
+        pct_of(s.get("ad", 0), ok) if "ad" in s else "not asked", s["servfail"], s["timeout"])
+
+
+PHASE_HEADER = ["| phase | resolver | answers | host 1 | host 2 | host 3 | AD=1 | SERVFAIL | no answer |",
+                "|---|---|---|---|---|---|---|---|---|"]
+
+
+def all_validated(summaries):
+    """Every answer with an address had AD=1 and none was SERVFAIL."""
+    return all(s.get("ad", -1) == s["ok"] and s["servfail"] == 0 for s in summaries)
+
+
+def failures(summaries):
+    return sum(s["servfail"] for s in summaries), sum(s["timeout"] for s in summaries)
+
+
+def last_h1_bin(run, name, lo, hi):
+    """The start (s) of the last 5 s bin from lo to hi with an answer from
+    host 1, or None."""
+    starts = [b["start"] for b in run["res"].get(name, []) if lo <= b["start"] < hi and b["hosts"][0]]
+    return max(starts) if starts else None
+
+
+def scenario_checks(v, name, label, ttl):
+    """One line per resolver and variant: what held and what did not,
+    from the data. With synthesis, an answer synthesized from the
+    validated cache may carry host 1's address for up to a TTL after host
+    1 stopped answering (also in the no-synthesis runs for a resolver that
+    cannot be told not to synthesize); without it, only within the 5 s bin
+    in which the module and the resolvers see a drain."""
+    said = []
+    synthesizes = v["synthesis"] or name not in SYNTHESIS_OFF
+    # the 5 s bin in which the module and the resolver see a drain, and
+    # the TTL of an answer given just before it
+    grace = 5 + (ttl if synthesizes else 0)
+    sweep = v.get("sweep")
+    rows = [row["res"].get(name) for row in sweep["rows"]] if sweep else []
+    if rows and all(rows):
+        h1 = [r["hosts"][0] / r["ok"] if r["ok"] else 0.0 for r in rows]
+        moved = all(x < h1[0] for x in h1[1:])
+        said.append("shedding %s (host 1: %s)" % (
+            "holds" if moved and h1[0] >= 0.1 else "**did not move the share**" if h1[0] >= 0.1 else
+            "not shown: the resolver did not prefer host 1 at load 0",
+            " → ".join("%s at %g" % (fine_pct(r["hosts"][0], r["ok"]), row["load"])
+                       for r, row in zip(rows, sweep["rows"]))))
+    d = v["drain"]
+    for run in d["runs"]:
+        ph = {p["phase"]: p for p in run["phases"].get(name, [])}
+        if not ph:
+            continue
+        drained = ph["first 5 s drained"]["hosts"][0] + ph["rest of drain"]["hosts"][0]
+        late = last_h1_bin(run, name, d["drain_at"] + grace, d["up_at"])
+        last = last_h1_bin(run, name, d["drain_at"], d["up_at"])
+        back = ph["first 5 s back"]["hosts"][0] + ph["rest"]["hosts"][0]
+        normal = ph["normal"]["hosts"][0]
+        sf, lost = failures(ph.values())
+        said.append("drain with `dns_silence %s`: %s from host 1 while drained%s, %s; %s; %s%s" % (
+            run["silence"], answers(drained),
+            "" if last is None else " (the last in the %g–%g s bin)" % (last - d["drain_at"], last - d["drain_at"] + 5),
+            "none %g s after `drain`" % grace if late is None else "**some %g s after `drain`**" % grace,
+            "%d SERVFAIL, %d unanswered" % (sf, lost),
+            "host 1 answered again after `up` (%s)" % answers(back) if back else
+            "no answer from host 1 within %g s after `up`" % (d["duration"] - d["up_at"]),
+            "" if normal else " (host 1 got no answers before the drain either)"))
+    f = v.get("failover", {}).get("res", {}).get(name)
+    # a killed host answers nothing more: only a synthesized answer given
+    # before the kill may still carry its address, for a TTL
+    kill_grace = ttl if synthesizes else 1
+    if f:
+        h1_last = f["unique_h1_last_s"]
+        said.append("failover: %d of %d unique names answered after the kill (%d SERVFAIL, %d unanswered), "
+                    "%s; cached names: %s" % (
+                        f["after"]["ok"], f["after"]["sent"], f["after"]["servfail"], f["after"]["timeout"],
+                        "none from host 1" if not f["after"]["hosts"][0] else
+                        "%s from host 1, the last sent %g s after the kill%s" % (
+                            answers(f["after"]["hosts"][0]), h1_last,
+                            "" if h1_last is not None and h1_last <= kill_grace else
+                            " **(later than %g s)**" % kill_grace),
+                        "%d failure%s" % (f["cached_failed"], "" if f["cached_failed"] == 1 else "s")))
+    summaries = [r for r in rows if r] + [p for run in d["runs"] for p in run["phases"].get(name, [])] \
+        + ([f["before"], f["after"]] if f else [])
+    said.append("every answer with an address AD=1, no SERVFAIL" if all_validated(summaries) else
+                "**%d answers without AD=1, %d SERVFAIL**" % (
+                    sum(s["ok"] - s.get("ad", 0) for s in summaries), sum(s["servfail"] for s in summaries)))
+    return "- **%s**: %s." % (label, "; ".join(said))
+
+
+def delay_at(results, load):
+    """What a host at `load` does by the module's default curve, as the
+    run read it from a status endpoint."""
+    points = [p for p in (results.get("module_defaults") or {}).get("curve", []) if p["load"] == load]
+    if not points:
+        return "later, by the module's default curve"
+    return "%g ms later, by the module's default curve" % points[0]["delay_ms"]
+
+
+SYNTHESIS_OFF = {"unbound": "`aggressive-nsec: no`", "bind": "`synth-from-dnssec no`",
+                 "pdns": "`aggressive-nsec-cache-size=0`"}
+
+
+def scenarios_section(results):
+    """Shedding, drain and failover with validation on, from the data."""
+    sc = results["experiments"]["dnssec"].get("scenarios")
+    if not sc:
+        return ""
+    names = [n for n in results["resolvers"]]
+    label = {n: results["resolvers"][n]["label"] for n in names}
+    text = ["""## Shedding, drain and failover with validation on
+
+The open-loop lab's load sweep, drain and failover runs (the same code,
+`scripts/labkit/experiments.py`, with the quick mode's figures), with
+every host signing with the shared key (its DS in `example.com.`) and the
+resolvers validating from the root's trust anchor. The driver asks every
+query with AD=1 and DO=1 and records the AD bit. Hosts 2 and 3 run at load
+%s (%s), so that the resolvers that follow the fastest server prefer host
+1, the host that is loaded, drained or killed. Fresh resolvers (empty
+caches) for each run; unique names below `www.example.com`, which the
+wildcard answers; TTL %d s.
+
+A validating resolver that has the wildcard's signed answer and the NSEC
+that proves a name absent may answer any other name below
+`www.example.com` from its cache (RFC 8198, on by default in all four),
+without asking a host: for up to a TTL, every unique name then gets the
+address that the last host asked gave. The runs are therefore made twice:
+
+- **no synthesis**: the resolvers told not to synthesize (%s), so that
+  every unique name reaches a host, as in the open-loop lab: shedding,
+  drain with both silences, failover. Knot Resolver has no such setting;
+  it synthesizes in both.
+- **resolver defaults**: what clients of these resolvers get: drain with
+  the module's default silence (`refuse`) and failover. A host is left
+  within a TTL instead of at once.
+
+"What held" judges a drained host by the answers that still carry its
+address after the 5 s bin in which `drain` was written (the module reads
+its load file four times a second), and a killed host by those sent over
+a second after the kill; where the resolver synthesizes, a TTL later
+(an answer given just before the change may be used for a TTL).
+After `dns_silence drop`, a resolver that saw host 1 time out may avoid it
+for minutes after `up`; the open-loop lab (`lab.md`, experiment 4) shows
+the same without DNSSEC.
+
+Columns: answers with an address (of the queries sent), each host's share
+of them, the share of them with AD=1 (validated), SERVFAIL responses, and
+queries with no answer within 5 s. %s
+""" % (sc["others"][0], delay_at(results, float(sc["others"][0])), sc["ttl"],
+       ", ".join("%s %s" % (label[n], SYNTHESIS_OFF[n]) for n in names if n in SYNTHESIS_OFF),
+       "The runs took %s." % ", ".join("%g s (%s)" % (v["seconds"], v["name"]) for v in sc["variants"]))]
+    for v in sc["variants"]:
+        text.append("### %s\n" % v["name"].capitalize())
+        if v.get("sweep"):
+            rows = v["sweep"]["rows"]
+            text.append("""**Shedding.** Host 1's load file at %s; %d unique names per resolver at %d/s
+for each. Host 1's state, delay and drop ratio as its status endpoint
+reported them: %s.
+""" % (", ".join("%g" % r["load"] for r in rows), v["sweep"]["count"], v["sweep"]["rate"],
+                "; ".join("load %g: %s, %s ms, drop %s" % (r["load"], r.get("state"), r.get("delay_ms"),
+                                                           r.get("drop_ratio")) for r in rows)))
+            lines = list(PHASE_HEADER)
+            for n in names:
+                for r in rows:
+                    if n in r["res"]:
+                        lines.append(phase_row("host 1 load %g" % r["load"], label[n], r["res"][n]))
+            text.append("\n".join(lines) + "\n")
+        d = v["drain"]
+        text.append("""**Drain and return.** Unique names at %d/s for %g s per resolver; host
+1's load file says `drain` from %g s and `up` from %g s; %s. Phases by the
+time a query was sent.
+""" % (d["rate"], d["duration"], d["drain_at"], d["up_at"], " and ".join(
+            "`dns_silence %s` (%s)" % (run["silence"], "the drained host sends nothing" if run["silence"] == "drop"
+                                       else "it answers REFUSED, unsigned") for run in d["runs"])))
+        lines = list(PHASE_HEADER)
+        for run in d["runs"]:
+            for n in names:
+                for ph in run["phases"].get(n, []):
+                    lines.append(phase_row("%s: %s" % (run["silence"], ph["phase"]), label[n], ph))
+        text.append("\n".join(lines) + "\n")
+        f = v.get("failover")
+        if f:
+            text.append("""**Failover.** Unique names at %d/s and %d cached names (%d queries per
+second) per resolver for %g s; host 1's nginx killed (SIGKILL) at %g s.
+Unique names before and after the kill:
+""" % (f["unique_rate"], f["cached_names"], f["cached_rate"], f["duration"], f["kill_at"]))
+            lines = list(PHASE_HEADER)
+            for n in names:
+                for when in ("before", "after"):
+                    if n in f["res"]:
+                        lines.append(phase_row("%s the kill" % when, label[n], f["res"][n][when]))
+            text.append("\n".join(lines) + "\n")
+        text.append("**What held** (%s):\n\n" % v["name"] + "\n".join(
+            scenario_checks(v, n, label[n], sc["ttl"]) for n in names) + "\n")
+    return "\n".join(text)
+
+
 def report(results):
     """docs/lab-dnssec.md from a run's results."""
     ex = results["experiments"]["dnssec"]
@@ -379,6 +665,7 @@ and DO, and every round starts the resolvers with empty caches.
 Software: %s.
 
 %s
-%s""" % (results["mode"], results.get("build", "?"), MIXED_QUERIES,
+%s%s""" % (results["mode"], results.get("build", "?"), MIXED_QUERIES,
        ", ".join("%s %s" % kv for kv in results.get("versions", {}).items()) or "not recorded",
-       "\n".join(lines), "\n" + zonemaster_section(ex.get("zonemaster")) if ex.get("zonemaster") else "")
+       "\n".join(lines), "\n" + zonemaster_section(ex.get("zonemaster")) if ex.get("zonemaster") else "",
+       "\n" + scenarios_section(results) if ex.get("scenarios") else "")

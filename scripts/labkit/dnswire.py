@@ -14,9 +14,20 @@ from . import procs
 CLIENT_TIMEOUT = 5.0  # seconds a client waits before it counts a query as unanswered
 
 
-def build_query(qid, name, qtype=1):
+AD = 0x0020  # the AD bit of the header's flags
+
+
+def build_query(qid, name, qtype=1, dnssec=False):
+    """A recursive query; dnssec: with AD=1 and an OPT record with DO=1
+    (1232-octet payload), so that a validating resolver says whether it
+    validated the answer (RFC 6840 5.7)."""
     q = b"".join(bytes([len(lbl)]) + lbl.encode() for lbl in name.rstrip(".").split(".") if lbl)
-    return struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0) + q + b"\0" + struct.pack(">HH", qtype, 1)
+    flags = 0x0100 | (AD if dnssec else 0)
+    msg = struct.pack(">HHHHHH", qid, flags, 1, 0, 0, 1 if dnssec else 0) + q + b"\0" + \
+        struct.pack(">HH", qtype, 1)
+    if dnssec:
+        msg += b"\0" + struct.pack(">HHIH", 41, 1232, 0x8000, 0)
+    return msg
 
 
 def skip_name(msg, off):
@@ -47,11 +58,13 @@ def parse_response(msg):
     return qid, flags & 0x8000, flags & 0xF, addrs
 
 
-def drive(server, plan, host_of=None, timeout=CLIENT_TIMEOUT):
+def drive(server, plan, host_of=None, timeout=CLIENT_TIMEOUT, dnssec=False):
     """Sends plan = [(monotonic send time, name, tag)] to server:53 and
     returns one record per query: sent (monotonic), tag, lat (s or None),
     status (ok, servfail, nodata, other, timeout, error), host: the index
-    that host_of ({address: index}) gives the answer's last address, or None."""
+    that host_of ({address: index}) gives the answer's last address, or None.
+    dnssec: the queries ask for validation (AD=1, DO=1) and each record
+    also has ad, the response's AD bit (False while unanswered)."""
     host_of = host_of or {}
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setblocking(False)
@@ -73,9 +86,11 @@ def drive(server, plan, host_of=None, timeout=CLIENT_TIMEOUT):
                         break
                     qid = random.randrange(65536)
                 rec = {"sent": now, "tag": tag, "lat": None, "status": "timeout", "host": None}
+                if dnssec:
+                    rec["ad"] = False
                 recs.append(rec)
                 try:
-                    s.send(build_query(qid, name))
+                    s.send(build_query(qid, name, dnssec=dnssec))
                 except OSError:
                     rec["status"] = "error"
                     continue
@@ -107,6 +122,8 @@ def drive(server, plan, host_of=None, timeout=CLIENT_TIMEOUT):
                 if rec is None or not qr:
                     continue
                 rec["lat"] = time.monotonic() - rec["sent"]
+                if dnssec:
+                    rec["ad"] = bool(struct.unpack(">H", msg[2:4])[0] & AD)
                 if rcode == 0 and addrs:
                     rec["status"] = "ok"
                     rec["host"] = host_of.get(addrs[-1])

@@ -45,6 +45,9 @@ class Lab:
         self.reps = 1 if self.quick else 3  # fresh-resolver repetitions per setting
         self.rate = 200  # queries per second per resolver
         self.results["reps"] = self.reps
+        # the driver's queries ask for validation (AD=1, DO=1) and record
+        # the AD bit (the signed chain of dnssec.py)
+        self.validating = False
 
     # --- set-up
     def setup(self):
@@ -128,7 +131,7 @@ class Lab:
         out = {}
 
         def worker(r, plan):
-            out[r.name] = drive(r.addr, plan, host_of=HOST_OF_ADDR)
+            out[r.name] = drive(r.addr, plan, host_of=HOST_OF_ADDR, dnssec=self.validating)
 
         threads = [threading.Thread(target=worker, args=(r, p), daemon=True)
                    for r, p in plans.items()]
@@ -142,12 +145,13 @@ class Lab:
     def snapshot(self):
         return [counters(h.status()) for h in self.hosts]
 
-    def measure(self, count, rate):
-        """`reps` times: fresh resolvers, `count` unique names through each at
-        `rate`/s. Returns the pooled summary per resolver (with each
-        repetition's host shares) and host counters summed over the runs."""
+    def measure(self, count, rate, reps=None):
+        """`reps` (default: the mode's) times: fresh resolvers, `count`
+        unique names through each at `rate`/s. Returns the pooled summary
+        per resolver (with each repetition's host shares) and host counters
+        summed over the runs."""
         pooled, per_rep, server = {}, {}, None
-        for _ in range(self.reps):
+        for _ in range(self.reps if reps is None else reps):
             ready = self.fresh_resolvers()
             before = self.snapshot()
             t0 = time.monotonic() + 0.2
@@ -178,33 +182,48 @@ class Lab:
         self.results["experiments"]["baseline"] = {"count": n, "rate": rate, "res": res,
                                                    "server": server}
 
-    def exp_sweep(self):
-        n, rate = self.n, self.rate
-        settings = [0.6, 0.7, 0.8, 0.9, 0.95, 1.0] if self.quick else \
-            [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0]
+    def sweep_rows(self, settings, n, rate, others=("0", "0"), reps=None, refuse=True):
+        """Host 1's load stepped through `settings` (hosts 2 and 3 at
+        `others`), `measure(n, rate, reps)` at each; refuse: then load 1.0
+        with dns_silence refuse. One row per setting."""
         rows = []
         for load in settings:
             log("sweep: host1 load %.2f" % load)
-            self.loads("%.2f" % load, "0", "0")
-            res, server = self.measure(n, rate)
+            self.loads("%.2f" % load, *others)
+            res, server = self.measure(n, rate, reps)
             st = self.hosts[0].status() or {}
             rows.append({"load": load, "silence": LAB_SILENCE, "res": res, "server": server,
                          "state": st.get("state"), "delay_ms": st.get("delay_ms"),
                          "drop_ratio": st.get("drop_ratio")})
-        # the same silence answered with a fast REFUSED instead of nothing
-        log("sweep: host1 load 1.00 with dns_silence refuse")
-        self.hosts[0].start(silence="refuse")
-        self.loads("1.0", "0", "0")
-        res, server = self.measure(n, rate)
-        rows.append({"load": 1.0, "silence": "refuse", "res": res, "server": server,
-                     "state": (self.hosts[0].status() or {}).get("state")})
-        self.hosts[0].start()
+        if refuse:
+            # the same silence answered with a fast REFUSED instead of nothing
+            log("sweep: host1 load 1.00 with dns_silence refuse")
+            self.hosts[0].start(silence="refuse")
+            self.loads("1.0", *others)
+            res, server = self.measure(n, rate, reps)
+            rows.append({"load": 1.0, "silence": "refuse", "res": res, "server": server,
+                         "state": (self.hosts[0].status() or {}).get("state")})
+            self.hosts[0].start()
+        return rows
+
+    def exp_sweep(self):
+        n, rate = self.n, self.rate
+        settings = [0.6, 0.7, 0.8, 0.9, 0.95, 1.0] if self.quick else \
+            [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0]
+        rows = self.sweep_rows(settings, n, rate)
         self.results["experiments"]["sweep"] = {"count": n, "rate": rate, "rows": rows}
 
+    def failover_params(self, quick):
+        """(duration, kill time, unique names per second) of a failover run."""
+        return (30.0, 13.0, 40) if quick else (45.0, 17.0, 100)
+
     def exp_failover(self):
-        dur = 30.0 if self.quick else 45.0
-        kill_at = 13.0 if self.quick else 17.0
-        urate = 40 if self.quick else 100
+        self.results["experiments"]["failover"] = self.failover_run(*self.failover_params(self.quick))
+
+    def failover_run(self, dur, kill_at, urate):
+        """Unique names at `urate`/s and cached names through fresh
+        resolvers for `dur` s; host 1's nginx killed at `kill_at` s, started
+        again afterwards. Returns the run's figures."""
         crate, cnames, ttl = 25, 50, 10.0
         log("failover: host1 killed at %.0f s of %.0f s (TTL 10 s)" % (kill_at, dur))
         # hosts 2 and 3 answer 2 ms late, so the resolvers that follow the
@@ -231,47 +250,53 @@ class Lab:
         out = {}
         for name, rs in recs.items():
             out[name] = failover_summary(rs, t0, kill_at, dur)
-        self.results["experiments"]["failover"] = {
-            "duration": dur, "kill_at": kill_at, "unique_rate": urate, "cached_rate": crate,
-            "cached_names": cnames, "other_load": 0.6, "res": out}
         self.hosts[0].start()
         self.loads("0", "0", "0")
+        return {"duration": dur, "kill_at": kill_at, "unique_rate": urate, "cached_rate": crate,
+                "cached_names": cnames, "other_load": 0.6, "res": out}
+
+    def drain_params(self, quick):
+        """(duration, drain time, return time, unique names per second) of
+        a drain run."""
+        return (45.0, 10.0, 25.0, 40) if quick else (240.0, 20.0, 60.0, 100)
 
     def exp_drain(self):
-        if self.quick:
-            dur, drain_at, up_at, rate = 45.0, 10.0, 25.0, 40
-        else:
-            dur, drain_at, up_at, rate = 240.0, 20.0, 60.0, 100
-        runs = []
-        for silence in ("drop", "refuse"):
-            log("drain (dns_silence %s): host1 drained at %.0f s, back at %.0f s, %.0f s in all" %
-                (silence, drain_at, up_at, dur))
-            self.hosts[0].start(silence=silence)
-            self.loads("0", "0", "0")
-            ready = self.fresh_resolvers()
-            t0 = time.monotonic() + 0.5
-            plans = {r: uniq_plan(t0, rate, int(dur * rate)) for r in ready}
-            timer(t0 + drain_at - time.monotonic(), self.hosts[0].set_load, "drain")
-            timer(t0 + up_at - time.monotonic(), self.hosts[0].set_load, "up")
-            recs = self.run_parallel(plans)
-            self.stop_resolvers()
-            phases = {}
-            for name, rs in recs.items():
-                phases[name] = [
-                    dict(summarize([r for r in rs if lo <= r["sent"] - t0 < hi]), phase=ph)
-                    for ph, lo, hi in [("normal", 0, drain_at),
-                                       ("first 5 s drained", drain_at, drain_at + 5),
-                                       ("rest of drain", drain_at + 5, up_at),
-                                       ("first 5 s back", up_at, up_at + 5),
-                                       ("rest", up_at + 5, dur + 1)]]
-            runs.append({"silence": silence,
-                         "res": {name: bins(rs, t0, 5.0, dur) for name, rs in recs.items()},
-                         "phases": phases})
-            self.hosts[0].set_load("0")
+        dur, drain_at, up_at, rate = self.drain_params(self.quick)
+        runs = [self.drain_run(silence, dur, drain_at, up_at, rate) for silence in ("drop", "refuse")]
         self.hosts[0].start()
         self.results["experiments"]["drain"] = {
             "duration": dur, "drain_at": drain_at, "up_at": up_at, "rate": rate, "bin": 5,
             "runs": runs}
+
+    def drain_run(self, silence, dur, drain_at, up_at, rate, others=("0", "0")):
+        """Host 1 (with `silence`) drained at `drain_at` s and back at
+        `up_at` s of `dur` s of unique names at `rate`/s through fresh
+        resolvers; hosts 2 and 3 at load `others`. Returns the run: 5 s
+        bins and phases per resolver."""
+        log("drain (dns_silence %s): host1 drained at %.0f s, back at %.0f s, %.0f s in all" %
+            (silence, drain_at, up_at, dur))
+        self.hosts[0].start(silence=silence)
+        self.loads("0", *others)
+        ready = self.fresh_resolvers()
+        t0 = time.monotonic() + 0.5
+        plans = {r: uniq_plan(t0, rate, int(dur * rate)) for r in ready}
+        timer(t0 + drain_at - time.monotonic(), self.hosts[0].set_load, "drain")
+        timer(t0 + up_at - time.monotonic(), self.hosts[0].set_load, "up")
+        recs = self.run_parallel(plans)
+        self.stop_resolvers()
+        phases = {}
+        for name, rs in recs.items():
+            phases[name] = [
+                dict(summarize([r for r in rs if lo <= r["sent"] - t0 < hi]), phase=ph)
+                for ph, lo, hi in [("normal", 0, drain_at),
+                                   ("first 5 s drained", drain_at, drain_at + 5),
+                                   ("rest of drain", drain_at + 5, up_at),
+                                   ("first 5 s back", up_at, up_at + 5),
+                                   ("rest", up_at + 5, dur + 1)]]
+        self.hosts[0].set_load("0")
+        return {"silence": silence,
+                "res": {name: bins(rs, t0, 5.0, dur) for name, rs in recs.items()},
+                "phases": phases}
 
     def exp_gating(self):
         n, rate = self.n, self.rate

@@ -1,6 +1,7 @@
 """The report: docs/lab.md (tables, the computed summary and findings, the
 set-up and the module's defaults as the run read them) and the picture
-docs/lab-share.svg, both written from results.json alone.
+docs/lab-share.svg, both written from results.json alone; docs/lab-dnssec.md
+from the signed chain's own results (write_dnssec).
 """
 
 import json
@@ -455,10 +456,16 @@ quick mode when `DNS_LAB=1` is set.
         f.write(text)
     with open(os.path.join(out_dir, "lab-share.svg"), "w") as f:
         f.write(svg(results))
-    if "dnssec" in ex:
-        with open(os.path.join(out_dir, "lab-dnssec.md"), "w") as f:
-            f.write(dnssec.report(results))
     return "\n".join(md)
+
+
+def write_dnssec(results, out_dir):
+    """out_dir/lab-dnssec.md from the signed chain's results; returns it."""
+    text = dnssec.report(results)
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "lab-dnssec.md"), "w") as f:
+        f.write(text)
+    return text
 
 
 def summary(results):

@@ -35,6 +35,10 @@ class Resolver:
         # The private root's DS record: validate from it (see dnssec.py);
         # None: no validation.
         self.anchor = None
+        # False: while validating, do not answer names from the validated
+        # cache's NSEC and wildcard records (RFC 8198) where the resolver
+        # has a setting for it; every name then reaches an authoritative.
+        self.synthesis = True
 
     def available(self):
         return shutil.which(self.binary) or os.path.exists("/usr/sbin/" + self.binary)
@@ -96,6 +100,7 @@ class Unbound(Resolver):
     do-not-query-localhost: no
     module-config: "{'validator iterator' if self.anchor else 'iterator'}"
 {f'    trust-anchor: "{self.anchor}"' if self.anchor else ''}
+{'    aggressive-nsec: no' if self.anchor and not self.synthesis else ''}
 {"    outgoing-interface: %s" % self.source if self.source else ""}
 remote-control:
     control-enable: no
@@ -121,6 +126,7 @@ class Bind(Resolver):
     allow-query {{ any; }};
     allow-recursion {{ any; }};
     dnssec-validation {'yes' if self.anchor else 'no'};
+    {'synth-from-dnssec no;' if self.anchor and not self.synthesis else ''}
     notify no;
     querylog no;
     max-cache-size 64m;
@@ -152,6 +158,7 @@ local-port=53
 allow-from=127.0.0.0/8
 hint-file={self.dir}/root.hints
 dnssec={'validate' if self.anchor else 'off'}
+{'aggressive-nsec-cache-size=0' if self.anchor and not self.synthesis else ''}
 dont-query=
 daemon=no
 write-pid=no

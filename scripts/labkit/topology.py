@@ -151,6 +151,8 @@ class Host:
         self.proc = None
         self.relay = None
         self.listen = self.glue
+        # the dns_dnssec_* lines every (re)start uses unless told otherwise
+        self.dnssec = ""
         self.set_load("0")
 
     def set_load(self, text):
@@ -161,11 +163,12 @@ class Host:
         os.chmod(tmp, 0o644)
         os.replace(tmp, os.path.join(self.dir, "load"))
 
-    def start(self, ttl="10s", silence=LAB_SILENCE, probe="", behind_relay_ms=None, dnssec=""):
+    def start(self, ttl="10s", silence=LAB_SILENCE, probe="", behind_relay_ms=None, dnssec=None):
         """(Re)starts nginx; silence=None leaves dns_silence out of the
         configuration, so the module's default applies; dnssec: the
-        dns_dnssec_* lines, if any."""
+        dns_dnssec_* lines, if any (None: self.dnssec)."""
         self.stop()
+        dnssec = self.dnssec if dnssec is None else dnssec
         self.listen = self.backend if behind_relay_ms is not None else self.glue
         silence_line = "dns_silence %s;" % silence if silence is not None else ""
         with open(os.path.join(LAB_D, "host.conf")) as f:

@@ -341,6 +341,7 @@ mod tests {
         slot.readings[Source::Upstream as usize].store(Reading::Load(0.3).to_i32(), Relaxed);
         slot.counters.answered.fetch_add(41, Relaxed);
         slot.counters.dropped(DropReason::Silent);
+        slot.counters.response(2, false);
         for s in 0..5 {
             slot.history.record(&Second {
                 at_s: NOW_MS / 1000 - 4 + s,
@@ -391,6 +392,8 @@ mod tests {
         assert!(page.contains("<td>upstream</td><td>load 0.300</td><td class=\"n\">never</td>"));
         assert!(page.contains("<th>answered</th><td class=\"n\">41</td>"));
         assert!(page.contains("<th>dropped: silent</th><td class=\"n\">1</td>"));
+        assert!(page.contains("<th>responses SERVFAIL</th><td class=\"n\">1</td>"));
+        assert!(page.contains("<th>responses other</th><td class=\"n\">0</td>"));
         slot.drop_ppm.store(PPM, Relaxed);
         let silent = html(
             &[Report {

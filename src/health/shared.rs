@@ -28,7 +28,7 @@ pub const MAX_NAME: usize = 256;
 pub const PROBE_RING: usize = 16;
 /// Changes whenever the layout changes, so a zone kept across a reload that
 /// loads a different module build is reinitialized rather than misread.
-pub const LAYOUT_MAGIC: u64 = 0x646e_7373_0003_0000 | std::mem::size_of::<ServiceSlot>() as u64;
+pub const LAYOUT_MAGIC: u64 = 0x646e_7373_0004_0000 | std::mem::size_of::<ServiceSlot>() as u64;
 
 /// Load and health sources, in the order of `ServiceSlot::readings`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,16 +64,23 @@ pub const QTYPES: [(u16, &str); 6] = [
     (255, "ANY"),
     (0, "other"),
 ];
-/// Response codes counted separately.
-pub const RCODES: [(u16, &str); 7] = [
+/// Response codes counted separately; everything else is `other`.
+pub const RCODES: [(u16, &str); 8] = [
     (0, "NOERROR"),
     (3, "NXDOMAIN"),
+    (2, "SERVFAIL"),
     (5, "REFUSED"),
     (1, "FORMERR"),
     (4, "NOTIMP"),
     (16, "BADVERS"),
     (u16::MAX, "other"),
 ];
+
+/// Where `rcode` is counted in `Counters::rcode`: its own entry of
+/// `RCODES`, or the last one, `other`.
+pub fn rcode_index(rcode: u16) -> usize {
+    RCODES.iter().position(|(r, _)| *r == rcode).unwrap_or(RCODES.len() - 1)
+}
 
 /// Why a query got no answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,8 +147,7 @@ impl Counters {
     }
 
     pub fn response(&self, rcode: u16, truncated: bool) {
-        let i = RCODES.iter().position(|(r, _)| *r == rcode).unwrap_or(RCODES.len() - 1);
-        self.rcode[i].fetch_add(1, Relaxed);
+        self.rcode[rcode_index(rcode)].fetch_add(1, Relaxed);
         if truncated {
             self.truncated.fetch_add(1, Relaxed);
         }
@@ -646,6 +652,35 @@ mod tests {
 
     fn service_names(count: usize) -> Vec<Vec<u8>> {
         (0..count).map(|i| format!("s{i}.example").into_bytes()).collect()
+    }
+
+    #[test]
+    fn every_named_rcode_is_counted_under_its_name() {
+        let c = Counters::default();
+        for (code, count) in [(0, 3), (2, 2), (3, 1), (5, 4), (1, 1), (4, 1), (16, 1), (6, 2), (9, 1)] {
+            for _ in 0..count {
+                c.response(code, false);
+            }
+        }
+        let counted: Vec<(&str, u64)> = RCODES
+            .iter()
+            .enumerate()
+            .map(|(i, (_, name))| (*name, c.rcode[i].load(Relaxed)))
+            .collect();
+        assert_eq!(
+            counted,
+            [
+                ("NOERROR", 3),
+                ("NXDOMAIN", 1),
+                ("SERVFAIL", 2),
+                ("REFUSED", 4),
+                ("FORMERR", 1),
+                ("NOTIMP", 1),
+                ("BADVERS", 1),
+                ("other", 3),
+            ],
+            "SERVFAIL has its own counter; YXDOMAIN and NOTAUTH are other"
+        );
     }
 
     #[test]

@@ -514,6 +514,8 @@ mod tests {
         slot.counters.query(false, Some(1));
         slot.counters.query(true, Some(99));
         slot.counters.response(3, false);
+        slot.counters.response(2, false);
+        slot.counters.response(2, false);
         slot.counters.dropped(DropReason::Shed);
         let text = prometheus(&[slot]);
         assert!(text.contains("dns_service_state{service=\"www.example.com\",state=\"shedding\"} 1"));
@@ -523,6 +525,8 @@ mod tests {
         assert!(text.contains("dns_service_queries_total{service=\"www.example.com\",transport=\"tcp\"} 1"));
         assert!(text.contains("qtype=\"other\"} 1"));
         assert!(text.contains("rcode=\"NXDOMAIN\"} 1"));
+        assert!(text.contains("dns_service_responses_total{service=\"www.example.com\",rcode=\"SERVFAIL\"} 2"));
+        assert!(text.contains("dns_service_responses_total{service=\"www.example.com\",rcode=\"other\"} 0"));
         assert!(text.contains("reason=\"shed\"} 1"));
         assert!(text.contains("dns_service_refuse_ratio{service=\"www.example.com\"} 0.300000"));
         let policy = Policy::default();
@@ -540,6 +544,8 @@ mod tests {
         assert!(service["sources"].get("probe").is_none());
         assert_eq!(service["queries"]["by_type"]["A"], 1);
         assert_eq!(service["responses"]["NXDOMAIN"], 1);
+        assert_eq!(service["responses"]["SERVFAIL"], 2);
+        assert_eq!(service["responses"]["other"], 0);
         assert_eq!(service["dropped"]["shed"], 1);
         assert_eq!(service["refuse_ratio"], 0.3);
         let reported = &service["policy"];
