@@ -331,7 +331,10 @@ def verdict(mode, round_name, got):
         valid = [a for a in got.values() if a and a["rcode"] == 0 and a["ad"] and a["addrs"]
                  and bad not in a["addrs"]]
         failed = [a for a in got.values() if a and a["rcode"] == 2]
-        return bool(valid) and len(valid) + len(failed) == len(got)
+        # no answer with host 1's address is ever accepted; a resolver that
+        # took its DNSKEY set from host 1 may hold the zone's keys bogus and
+        # fail every name for the DNSKEY TTL (PowerDNS Recursor did)
+        return len(valid) + len(failed) == len(got)
     host = HOSTS[int(round_name.split()[-1]) - 1][1]
     for what, _, _, rcode in CHECKS:
         a = got.get(what)
@@ -351,6 +354,8 @@ def describe(mode, round_name, got):
             return "SERVFAIL"
         if mode == "mixed":
             valid = [a for a in got.values() if a["rcode"] == 0]
+            if not valid:
+                return "SERVFAIL ×%d (none accepted from host 1)" % len(got)
             hosts = sorted({HOST_NAMES[a["addrs"][-1]] for a in valid})
             cell = "AD=1 ×%d, from %s" % (len(valid), " and ".join(hosts))
             if len(valid) < len(got):
