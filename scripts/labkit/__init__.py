@@ -9,12 +9,14 @@ Modules, from the wire up:
   analysis     shares, latencies and time bins from the driver's records
   dnssec       the signed chain: signed root and parent, keyed hosts,
                validating resolvers (experiment "dnssec")
+  addrmove     host 1 moves to a new address and pushes its glue to a
+               BIND 9 parent with RFC 2136 (experiment "address-move")
   experiments  the Lab: set-up, the module's defaults, every experiment
   closedloop   the closed loop: hosts with real applications, twelve
                resolvers at their own distances, client sessions, the
                policies compared and the figures per scenario
   report       docs/lab.md and docs/lab-share.svg from results.json
-               (and docs/lab-dnssec.md); the closed loop's
+               (and docs/lab-dnssec.md, docs/lab-address-move.md); the closed loop's
                closed-loop.json, section and pictures
 """
 
