@@ -113,6 +113,14 @@ class Report(unittest.TestCase):
             self.assertEqual(text.count(report.MOVE_BEGIN), 1)
             self.assertIn("0 failed resolutions", text)
 
+    def test_when_the_first_glue_runs_out(self):
+        r = results()
+        r["experiments"]["address-move"]["resolvers_started"] = -11.0
+        self.assertIn("| start + the glue TTL (the glue fetched first runs out shortly after) | 9.00 s |",
+                      addrmove.report(r))
+        r["experiments"]["address-move"]["first_www_query"] = -10.5
+        self.assertIn("| that glue runs out (first query + the glue TTL) | 9.50 s |", addrmove.report(r))
+
     def test_open_loop_report_keeps_the_paragraph(self):
         block = report.MOVE_BEGIN + "\nmoved\n" + report.MOVE_END
         text = report.splice_move("# Resolver lab\n\n## Running it\n", block)
