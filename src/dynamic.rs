@@ -615,7 +615,7 @@ impl Dynamic {
             let outcome = crate::health::address_slot::PushOutcome::from_code(push.last_outcome.load(Relaxed));
             let _ = write!(
                 out,
-                "\"parent\":{{\"server\":\"{}\",\"zone\":\"{}\",\"name\":\"{}\",\"in_step\":{},\"in_flight\":{},\"attempts\":{},\"failures\":{},\"last_outcome\":{}}},",
+                "\"parent\":{{\"server\":\"{}\",\"zone\":\"{}\",\"name\":\"{}\",\"in_step\":{},\"in_flight\":{},\"attempts\":{},\"failures\":{},\"tcp_pushes\":{},\"last_outcome\":{}}},",
                 parent.server,
                 parent.zone_text,
                 parent.name_text,
@@ -623,6 +623,7 @@ impl Dynamic {
                 push.in_flight(),
                 push.attempts.load(Relaxed),
                 push.failures.load(Relaxed),
+                push.tcp_pushes.load(Relaxed),
                 outcome.map_or("null".to_string(), |o| json_string(&o.to_string()))
             );
         }

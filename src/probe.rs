@@ -168,7 +168,7 @@ unsafe fn step(probe: *mut Probe, c: *mut ngx_connection_t) {
     }
 }
 
-unsafe fn connect_succeeded(c: *mut ngx_connection_t) -> bool {
+pub(crate) unsafe fn connect_succeeded(c: *mut ngx_connection_t) -> bool {
     let mut err: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     let rc = libc::getsockopt(

@@ -7,7 +7,10 @@
 # leader pushes them to the parent, which then serves the new glue; while
 # the parent is down the push is retried with backoff, the failure logged
 # once, and answers go on unhindered; a wrong key is reported; a reload
-# does not push again what the parent has.
+# does not push again what the parent has. In front of the parent, a relay
+# that answers UDP with a truncated response moves the push to TCP at once,
+# and one that drops UDP gets it over TCP after two pushes without a
+# response.
 
 use strict;
 use warnings;
@@ -16,6 +19,8 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 
 use File::Path qw(make_path);
+use IO::Select;
+use IO::Socket::INET;
 use POSIX qw(WNOHANG);
 use Test::More;
 use Time::HiRes qw(time sleep);
@@ -28,9 +33,9 @@ my $NAMED = `which named 2>/dev/null` =~ s/\s+$//r || '/usr/sbin/named';
 DnsTest::skip_all_unless_ci('BIND 9 (named) and tsig-keygen are needed (Debian: bind9, bind9-utils)')
     unless -x $NAMED && `which tsig-keygen 2>/dev/null`;
 
-my $t = DnsTest->new(ports => 3);
+my $t = DnsTest->new(ports => 4);
 my $prefix = $t->prefix;
-my ($SP, $PARENT) = ($t->port(2), $t->port(3));
+my ($SP, $PARENT, $FRONT) = ($t->port(2), $t->port(3), $t->port(4));
 my $dir = "$prefix/parent";
 make_path($dir);
 my $KEY = AddrTest::keygen("$prefix/parent.key", 'parent-key');
@@ -185,6 +190,104 @@ ok($t->reload, 'reload');
 sleep 1;
 is(AddrTest::log_count($t, qr/: done \(/), $pushes, 'no push after a reload');
 
+# ---- TCP: after a truncated UDP response, and after UDP timeouts -------------
+
+# A relay on its own port in front of the parent: over UDP it answers each
+# UPDATE with an empty truncated response (mode tc) or not at all (mode
+# drop); over TCP it passes each message to BIND's TCP port and the
+# response back. It writes one line per message to $prefix/front.log.
+my $front_pid;
+sub read_framed {
+    my ($s) = @_;
+    my $len = '';
+    while (length $len < 2) { my $n = sysread($s, $len, 2 - length $len, length $len); return undef unless $n }
+    my $want = unpack 'n', $len;
+    my $msg = '';
+    while (length $msg < $want) { my $n = sysread($s, $msg, $want - length $msg, length $msg); return undef unless $n }
+    return $len . $msg;
+}
+sub start_front {
+    my ($mode) = @_;
+    unlink "$prefix/front.log";
+    my $udp = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $FRONT, Proto => 'udp', ReuseAddr => 1)
+        or die "front udp: $!";
+    my $tcp = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $FRONT, Proto => 'tcp', Listen => 5,
+        ReuseAddr => 1) or die "front tcp: $!";
+    $front_pid = fork // die "fork: $!";
+    if ($front_pid) { close $udp; close $tcp; return }
+    open my $log, '>>', "$prefix/front.log" or die $!;
+    $log->autoflush(1);
+    my $sel = IO::Select->new($udp, $tcp);
+    my $end = time + 60;
+    while (time < $end) {
+        for my $s ($sel->can_read(0.2)) {
+            if ($s == $udp) {
+                my $peer = $udp->recv(my $msg, 4096) or next;
+                next if length $msg < 12;
+                print {$log} "udp\n";
+                next if $mode eq 'drop';
+                # the request's ID and opcode, QR and TC set, no records
+                $udp->send(substr($msg, 0, 2) . chr(ord(substr($msg, 2, 1)) | 0x82) . "\0" x 9, 0, $peer);
+            } else {
+                my $c = $tcp->accept or next;
+                my $req = read_framed($c);
+                print {$log} "tcp\n";
+                my $b = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $PARENT, Proto => 'tcp', Timeout => 2);
+                if ($b && defined $req) {
+                    syswrite($b, $req);
+                    my $resp = read_framed($b);
+                    syswrite($c, $resp) if defined $resp;
+                    close $b;
+                }
+                close $c;
+            }
+        }
+    }
+    exit 0;
+}
+sub stop_front {
+    return unless $front_pid;
+    kill 'TERM', $front_pid;
+    waitpid $front_pid, 0;
+    undef $front_pid;
+}
+END { stop_front() }
+sub front_seen {
+    my ($what) = @_;
+    open my $fh, '<', "$prefix/front.log" or return 0;
+    return scalar grep { $_ eq "$what\n" } <$fh>;
+}
+
+(my $fronted = $conf) =~ s/server=127\.0\.0\.1:%%PORT3%%/server=127.0.0.1:%%PORT4%%/ or die 'no server=';
+start_front('tc');
+$t->write_config($fronted);
+ok($t->reload, 'reload: the push goes to the relay');
+LoadTest::write_load($FILE, "203.0.113.11\n");
+ok(defined glue_becomes('A', '203.0.113.11'), 'truncated over UDP: the parent gets the update over TCP');
+is(front_seen('udp') . '/' . front_seen('tcp'), '1/1', 'one datagram, then one TCP exchange');
+LoadTest::wait_for(3, sub { AddrTest::log_count($t, qr/: done \(203\.0\.113\.11\) over TCP$/) }, 0.1);
+is(AddrTest::log_count($t, qr/: done \(203\.0\.113\.11\) over TCP$/), 1, 'logged as done over TCP');
+is(AddrTest::log_count($t, qr/failed.*203\.0\.113\.11|glue update .* failed: a garbled/), 0, 'and no failure');
+LoadTest::wait_for(3, sub { (AddrTest::status($SP) // {})->{parent}{tcp_pushes} });
+is(AddrTest::status($SP)->{parent}{tcp_pushes}, 1, 'status: one push over TCP');
+
+stop_front();
+start_front('drop');
+my $t0 = time;
+LoadTest::write_load($FILE, "203.0.113.12\n");
+my $took = glue_becomes('A', '203.0.113.12', 20);
+ok(defined $took, 'UDP dropped: the parent gets the update over TCP') or diag(`tail -5 $prefix/front.log`);
+is(front_seen('udp') . '/' . front_seen('tcp'), '2/1', 'after two datagrams without a response');
+ok(time - $t0 >= 7, sprintf('after the two timeouts and the backoff (%.1f s)', time - $t0));
+LoadTest::wait_for(3, sub { AddrTest::log_count($t, qr/: done \(203\.0\.113\.12\) over TCP$/) }, 0.1);
+is(AddrTest::log_count($t, qr/: done \(203\.0\.113\.12\) over TCP$/), 1, 'logged as done over TCP');
+is(AddrTest::log_count($t, qr/glue update .* failed: no response in time/), 1, 'the timeouts logged once');
+stop_front();
+
+# Back to the parent itself: nothing to push after the reload.
+$t->write_config($conf);
+ok($t->reload, 'reload: the push goes to the parent again');
+
 # ---- A key the parent does not accept ----------------------------------------
 
 AddrTest::keygen("$prefix/parent.key", 'parent-key');    # another secret
@@ -192,7 +295,7 @@ ok($t->reload, 'reload with another secret');
 LoadTest::write_load($FILE, "203.0.113.10\n");
 ok(defined LoadTest::wait_for(4, sub { AddrTest::log_count($t, qr/failed: TSIG error BADSIG/) == 1 }, 0.1),
     'BIND says BADSIG, and that is logged');
-is(parent_glue('A'), '203.0.113.9', 'the parent keeps its glue');
+is(parent_glue('A'), '203.0.113.12', 'the parent keeps its glue');
 
 is_deeply([$t->crash_lines], [], 'no worker crashed');
 $t->stop;

@@ -29,6 +29,7 @@ ok(-s "$out/lab-share.svg", 'picture written');
 open my $fh, '<', "$out/lab.md" or die "lab.md: $!";
 my $md = do { local $/; <$fh> };
 close $fh;
+my $lab_md_text = $md;
 
 my $cell = qr/\d+\.\d%/;
 my @working;
@@ -124,5 +125,10 @@ SKIP: {
     ok(defined $crit, 'zonemaster: the DNSSEC module ran');
     is(($crit // 1) + ($err // 1), 0, 'zonemaster: no CRITICAL or ERROR from the DNSSEC module');
 }
+
+# The address move (its own page; scripts/lab --only address-move and
+# t/lab_address_move.t check it in detail).
+ok(-s "$out/lab-address-move.md", 'lab-address-move.md written');
+like($lab_md_text, qr/^## Address move$/m, 'lab.md links it');
 
 done_testing();

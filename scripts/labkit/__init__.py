@@ -10,12 +10,15 @@ Modules, from the wire up:
   dnssec       the signed chain: signed root and parent, keyed hosts,
                validating resolvers, shedding, drain and failover with
                validation on (experiment "dnssec"), docs/lab-dnssec.md
+  addrmove     host 1 moves to a new address and pushes its glue to a
+               BIND 9 parent with RFC 2136 (experiment "address-move")
   experiments  the Lab: set-up, the module's defaults, every experiment
   closedloop   the closed loop: hosts with real applications, twelve
                resolvers at their own distances, client sessions, the
                policies compared and the figures per scenario
   report       docs/lab.md and docs/lab-share.svg from results.json
-               (docs/lab-dnssec.md from dnssec-results.json); the closed loop's
+               (docs/lab-dnssec.md from dnssec-results.json, docs/lab-address-move.md
+               from address-move-results.json); the closed loop's
                closed-loop.json, section and pictures
 """
 

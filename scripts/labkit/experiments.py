@@ -1,7 +1,9 @@
 """The Lab: sets up the parent, the hosts and the resolvers that work,
 records the module's default policy, and runs the experiments (baseline,
-load sweep, failover, drain, startup gating, distance), each writing its
-figures into the results that report.py turns into docs/lab.md.
+load sweep, failover, drain, startup gating, distance; the signed chain
+and the address move have their own modules), each writing its figures
+into the results that report.py turns into docs/lab.md (and the pages
+beside it).
 """
 
 import random
@@ -10,6 +12,7 @@ import threading
 import time
 
 from .analysis import bins, counter_delta, counters, failover_summary, summarize
+from .addrmove import exp_address_move
 from .dnssec import exp_dnssec
 from .dnswire import ask, drive
 from .procs import log, stop_many, timer
@@ -126,12 +129,13 @@ class Lab:
         for r in self.resolvers:
             r.proc = None
 
-    def run_parallel(self, plans):
-        """plans: {resolver: plan}; drives all at once, returns {name: recs}."""
+    def run_parallel(self, plans, host_of=None):
+        """plans: {resolver: plan}; drives all at once, returns {name: recs}.
+        host_of: what an answer's address means (default: the host's index)."""
         out = {}
 
         def worker(r, plan):
-            out[r.name] = drive(r.addr, plan, host_of=HOST_OF_ADDR, dnssec=self.validating)
+            out[r.name] = drive(r.addr, plan, host_of=host_of or HOST_OF_ADDR, dnssec=self.validating)
 
         threads = [threading.Thread(target=worker, args=(r, p), daemon=True)
                    for r, p in plans.items()]
@@ -388,4 +392,5 @@ EXPERIMENTS = {
     "distance": Lab.exp_distance,
     "closed-loop": Lab.exp_closed_loop,
     "dnssec": exp_dnssec,
+    "address-move": exp_address_move,
 }

@@ -8,7 +8,7 @@ import json
 import os
 import textwrap
 
-from . import dnssec
+from . import addrmove, dnssec
 from .dnswire import CLIENT_TIMEOUT
 from .experiments import EXPERIMENTS
 
@@ -452,7 +452,13 @@ quick mode when `DNS_LAB=1` is set.
     if os.path.exists(closed):  # the closed loop's section, from its own run
         with open(closed) as f:
             text = splice_closed(text, f.read())
-    with open(os.path.join(out_dir, "lab.md"), "w") as f:
+    lab_md = os.path.join(out_dir, "lab.md")
+    if os.path.exists(lab_md):  # the address move's paragraph, from its own run
+        with open(lab_md) as f:
+            block = move_block(f.read())
+        if block:
+            text = splice_move(text, block)
+    with open(lab_md, "w") as f:
         f.write(text)
     with open(os.path.join(out_dir, "lab-share.svg"), "w") as f:
         f.write(svg(results))
@@ -1010,3 +1016,48 @@ def splice_closed(text, section):
         tail = rest.split(CLOSED_END, 1)[1].lstrip("\n")
         return head + section + ("\n" + tail if tail else "")
     return text.rstrip("\n") + ("\n\n" if text else "") + section
+
+
+# ---------------------------------------------------------------- the address move
+
+MOVE_BEGIN = "<!-- address-move paragraph: written by scripts/lab --only address-move -->"
+MOVE_END = "<!-- end of the address-move paragraph -->"
+
+
+def move_block(text):
+    """The address move's paragraph in text (markers included), or None."""
+    if MOVE_BEGIN in text and MOVE_END in text:
+        return MOVE_BEGIN + text.split(MOVE_BEGIN, 1)[1].split(MOVE_END, 1)[0] + MOVE_END
+    return None
+
+
+def splice_move(text, block):
+    """text with its address-move paragraph replaced by block; without one,
+    block goes before "## Running it" (or at the end)."""
+    old = move_block(text)
+    if old:
+        return text.replace(old, block)
+    anchor = "## Running it\n"
+    if anchor in text:
+        return text.replace(anchor, block + "\n\n" + anchor, 1)
+    return text.rstrip("\n") + ("\n\n" if text else "") + block + "\n"
+
+
+def write_address_move(results, out_dir):
+    """out_dir/lab-address-move.md, and a paragraph linking it in
+    out_dir/lab.md (replacing the one there; lab.md is otherwise left as
+    it is)."""
+    os.makedirs(out_dir, exist_ok=True)
+    text = addrmove.report(results)
+    with open(os.path.join(out_dir, "lab-address-move.md"), "w") as f:
+        f.write(text)
+    block = "%s\n## Address move\n\n%s\nThe figures per resolver: [lab-address-move.md](lab-address-move.md).\n%s" % (
+        MOVE_BEGIN, paragraph(addrmove.summary_line(results)), MOVE_END)
+    lab_md = os.path.join(out_dir, "lab.md")
+    old = ""
+    if os.path.exists(lab_md):
+        with open(lab_md) as f:
+            old = f.read()
+    with open(lab_md, "w") as f:
+        f.write(splice_move(old, block))
+    return text

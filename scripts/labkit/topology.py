@@ -20,6 +20,9 @@ from .procs import log, start, stop
 
 ZONE = "www.example.com"
 PARENT_ADDR = "127.0.0.2"
+# The address-move experiment's parent: BIND 9 as example.com's primary,
+# accepting RFC 2136 updates of ns1-www.example.com (see addrmove.py).
+BIND_PARENT_ADDR = "127.0.0.3"
 HOSTS = [  # name, glue address, relay back-end address (distance experiment), status port
     ("host1", "127.0.0.11", "127.0.1.11", 8001),
     ("host2", "127.0.0.12", "127.0.1.12", 8002),
@@ -84,17 +87,33 @@ ns.lab.  3600000 IN A  {PARENT_ADDR}
             f.write(text)
 
 
-def start_parent(work, example_zone=None, tag="nsd", extra=""):
+def start_parent(work, example_zone=None, tag="nsd", extra="", example_at=None):
     """NSD serving the private root, com. and example.com.; returns once it
     answers. example_zone replaces the example.com zone file's text (the
     closed-loop lab's round-robin policy); tag names its directory under
-    work; extra goes into the server section."""
+    work; extra goes into the server section. example_at: an address;
+    NSD then serves only the root and com., and com. delegates
+    example.com. to ns-parent.lab. at that address (another server is
+    example.com's primary)."""
     d = os.path.join(work, tag)
     os.makedirs(d)
     zone_files(d)
     if example_zone is not None:
         with open(os.path.join(d, "example.com.zone"), "w") as f:
             f.write(example_zone)
+    example_stanza = """zone:
+    name: "example.com."
+    zonefile: "example.com.zone"
+"""
+    if example_at is not None:
+        with open(os.path.join(d, "root.zone"), "a") as f:
+            f.write("ns-parent.lab. IN A %s\n" % example_at)
+        path = os.path.join(d, "com.zone")
+        with open(path) as f:
+            text = f.read().replace("example.com.  IN NS ns.lab.", "example.com.  IN NS ns-parent.lab.")
+        with open(path, "w") as f:
+            f.write(text)
+        example_stanza = ""
     conf = f"""server:{extra}
     ip-address: {PARENT_ADDR}
     port: 53
@@ -117,10 +136,7 @@ zone:
 zone:
     name: "com."
     zonefile: "com.zone"
-zone:
-    name: "example.com."
-    zonefile: "example.com.zone"
-"""
+""" + example_stanza
     with open(os.path.join(d, "nsd.conf"), "w") as f:
         f.write(conf)
     p = start(["nsd", "-d", "-c", os.path.join(d, "nsd.conf")], os.path.join(d, "stdout.log"))
@@ -163,21 +179,35 @@ class Host:
         os.chmod(tmp, 0o644)
         os.replace(tmp, os.path.join(self.dir, "load"))
 
-    def start(self, ttl="10s", silence=LAB_SILENCE, probe="", behind_relay_ms=None, dnssec=None):
-        """(Re)starts nginx; silence=None leaves dns_silence out of the
-        configuration, so the module's default applies; dnssec: the
-        dns_dnssec_* lines, if any (None: self.dnssec)."""
-        self.stop()
-        dnssec = self.dnssec if dnssec is None else dnssec
-        self.listen = self.backend if behind_relay_ms is not None else self.glue
+    def write_conf(self, ttl="10s", silence=LAB_SILENCE, probe="", dnssec="", listens=None,
+                   server_extra="", stream_extra=""):
+        """Writes nginx.conf from the template; returns its path. listens:
+        the addresses to listen on (default: self.listen); server_extra and
+        stream_extra: more lines for the server block and the stream block."""
         silence_line = "dns_silence %s;" % silence if silence is not None else ""
+        listen_lines = "\n        ".join("listen %s:53 udp reuseport;\n        listen %s:53;" % (a, a)
+                                         for a in (listens or [self.listen]))
         with open(os.path.join(LAB_D, "host.conf")) as f:
             conf = string.Template(f.read()).substitute(
                 module=self.module, dir=self.dir, status_port=self.status_port,
-                listen=self.listen, ttl=ttl, silence=silence_line, probe=probe, dnssec=dnssec)
+                listens=listen_lines, ttl=ttl, silence=silence_line, probe=probe, dnssec=dnssec,
+                server_extra=server_extra, stream_extra=stream_extra)
         path = os.path.join(self.dir, "nginx.conf")
         with open(path, "w") as f:
             f.write(conf)
+        return path
+
+    def start(self, ttl="10s", silence=LAB_SILENCE, probe="", behind_relay_ms=None, dnssec=None,
+              listens=None, server_extra="", stream_extra=""):
+        """(Re)starts nginx; silence=None leaves dns_silence out of the
+        configuration, so the module's default applies; dnssec: the
+        dns_dnssec_* lines, if any (None: self.dnssec); listens,
+        server_extra, stream_extra: see write_conf."""
+        self.stop()
+        dnssec = self.dnssec if dnssec is None else dnssec
+        self.listen = self.backend if behind_relay_ms is not None else self.glue
+        path = self.write_conf(ttl=ttl, silence=silence, probe=probe, dnssec=dnssec, listens=listens,
+                               server_extra=server_extra, stream_extra=stream_extra)
         self.proc = start([self.nginx, "-p", self.dir, "-c", path],
                           os.path.join(self.dir, "stdout.log"))
         if behind_relay_ms is not None:
@@ -194,6 +224,12 @@ class Host:
             raise RuntimeError("nginx for %s did not start" % self.name)
         if behind_relay_ms is not None:
             time.sleep(0.5)  # time for the relay to bind its sockets
+
+    def reload(self, **conf):
+        """Rewrites the configuration (write_conf's arguments) and reloads
+        nginx (SIGHUP to the master): no restart, the shared state stays."""
+        self.write_conf(**conf)
+        os.kill(self.proc.pid, signal.SIGHUP)
 
     def stop(self, sig=signal.SIGTERM):
         if self.relay is not None:
@@ -243,7 +279,7 @@ def add_addresses():
     address on lo (127.0.0.0/8 routes there anyway). Returns those added."""
     have = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", "lo"], capture_output=True,
                           text=True).stdout
-    want = [PARENT_ADDR] + list(RESOLVER_ADDRS.values()) + [h[1] for h in HOSTS] + \
+    want = [PARENT_ADDR, BIND_PARENT_ADDR] + list(RESOLVER_ADDRS.values()) + [h[1] for h in HOSTS] + \
         [h[2] for h in HOSTS]
     added = []
     for a in want:

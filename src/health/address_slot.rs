@@ -165,6 +165,14 @@ pub struct PushState {
     pub failures: AtomicU64,
     /// Seconds since the epoch of the last success.
     pub last_success: AtomicU64,
+    /// Pushes in a row that got no response in time; from
+    /// `TCP_AFTER_TIMEOUTS` on, every other attempt goes over TCP.
+    timeouts: AtomicU32,
+    /// Whether the push in flight starts over TCP (1) or UDP (0).
+    flight_tcp: AtomicU32,
+    /// Pushes that ended over TCP (started there, or moved there after a
+    /// truncated UDP response).
+    pub tcp_pushes: AtomicU64,
 }
 
 /// How a push ended.
@@ -237,6 +245,8 @@ pub struct PushFinished {
     pub log: bool,
     /// When a failed push is tried again (milliseconds from now).
     pub retry_in_ms: Option<u64>,
+    /// The exchange ended over TCP.
+    pub tcp: bool,
 }
 
 /// Longest a push may take before the leader gives up on it (its worker
@@ -244,6 +254,12 @@ pub struct PushFinished {
 pub const PUSH_DEADLINE_MS: u64 = 5_000;
 pub const FIRST_BACKOFF_MS: u64 = 1_000;
 pub const MAX_BACKOFF_MS: u64 = 300_000;
+/// After this many pushes in a row without a response, the next attempt
+/// goes over TCP, and then every other one (so that a parent that only one
+/// transport reaches is reached either way).
+pub const TCP_AFTER_TIMEOUTS: u32 = 2;
+/// Set in a posted outcome code when the exchange ended over TCP.
+const POSTED_TCP: u32 = 0x8000_0000;
 
 impl PushState {
     /// One tick of the leader, at `now_ms`, wanting the parent to have the
@@ -256,15 +272,27 @@ impl PushState {
         let flight = self.flight.load(Relaxed);
         if flight != 0 {
             let posted = self.posted.load(Acquire);
-            let outcome = if posted != 0 && posted >> 32 == flight & 0xffff_ffff {
-                PushOutcome::from_code(posted as u32).unwrap_or(PushOutcome::Garbled)
+            let (outcome, tcp) = if posted != 0 && posted >> 32 == flight & 0xffff_ffff {
+                let code = posted as u32;
+                (
+                    PushOutcome::from_code(code & !POSTED_TCP).unwrap_or(PushOutcome::Garbled),
+                    code & POSTED_TCP != 0,
+                )
             } else if now_ms >= self.flight_deadline_ms.load(Relaxed) {
-                PushOutcome::Timeout
+                (PushOutcome::Timeout, self.flight_tcp.load(Relaxed) != 0)
             } else {
                 return (None, false);
             };
             self.flight.store(0, Relaxed);
             self.posted.store(0, Relaxed);
+            if tcp {
+                self.tcp_pushes.fetch_add(1, Relaxed);
+            }
+            if outcome == PushOutcome::Timeout {
+                self.timeouts.fetch_add(1, Relaxed);
+            } else {
+                self.timeouts.store(0, Relaxed);
+            }
             self.last_outcome.store(outcome.code(), Relaxed);
             let log = self.logged.swap(outcome.code(), Relaxed) != outcome.code();
             let retry_in_ms = if outcome == PushOutcome::Ok {
@@ -285,6 +313,7 @@ impl PushState {
                 set: self.flight_set.load(),
                 log,
                 retry_in_ms,
+                tcp,
             });
         }
         let Some(set) = want else { return (finished, false) };
@@ -303,15 +332,29 @@ impl PushState {
         self.flight_set.store(set);
         self.flight.store(want, Relaxed);
         self.flight_deadline_ms.store(now_ms + PUSH_DEADLINE_MS, Relaxed);
+        let t = self.timeouts.load(Relaxed);
+        let tcp = t >= TCP_AFTER_TIMEOUTS && (t - TCP_AFTER_TIMEOUTS).is_multiple_of(2);
+        self.flight_tcp.store(u32::from(tcp), Relaxed);
         self.attempts.fetch_add(1, Relaxed);
         (finished, true)
     }
 
+    /// Whether the push that `tick` just started is to go over TCP.
+    pub fn flight_over_tcp(&self) -> bool {
+        self.flight_tcp.load(Relaxed) != 0
+    }
+
     /// The worker that ran the push of the set with `digest` reports how it
-    /// ended.
+    /// ended (over UDP).
     pub fn post(&self, digest: u64, outcome: PushOutcome) {
+        self.post_via(digest, outcome, false);
+    }
+
+    /// The same, saying whether the exchange ended over TCP.
+    pub fn post_via(&self, digest: u64, outcome: PushOutcome, tcp: bool) {
+        let code = outcome.code() | if tcp { POSTED_TCP } else { 0 };
         self.posted
-            .store((digest & 0xffff_ffff) << 32 | u64::from(outcome.code()), Release);
+            .store((digest & 0xffff_ffff) << 32 | u64::from(code), Release);
     }
 
     /// Whether the parent has the set with `digest` (as far as we know).
@@ -635,6 +678,7 @@ mod tests {
         p.backoff_ms.store(MAX_BACKOFF_MS - 1, Relaxed);
         let (f, _) = p.tick(40_000, Some(&three));
         assert_eq!(f.unwrap().retry_in_ms, Some(MAX_BACKOFF_MS));
+        assert_eq!(p.tcp_pushes.load(Relaxed), 0);
         for o in [
             PushOutcome::Ok,
             PushOutcome::Rcode(9),
@@ -646,5 +690,42 @@ mod tests {
         ] {
             assert_eq!(PushOutcome::from_code(o.code()), Some(o));
         }
+    }
+
+    #[test]
+    fn pushes_go_over_tcp_after_timeouts_every_other_time() {
+        let p = PushState::default();
+        let one = AddressSet::from_slice(&[ip("192.0.2.1")]).unwrap();
+        let mut now = 0;
+        let mut transports = Vec::new();
+        // Every attempt times out: UDP, UDP, then TCP every other time.
+        for _ in 0..6 {
+            let (_, start) = p.tick(now, Some(&one));
+            assert!(start);
+            transports.push(if p.flight_over_tcp() { "tcp" } else { "udp" });
+            now += PUSH_DEADLINE_MS;
+            let (f, _) = p.tick(now, Some(&one));
+            let f = f.unwrap();
+            assert_eq!((f.outcome, f.tcp), (PushOutcome::Timeout, p.flight_over_tcp()));
+            now += f.retry_in_ms.unwrap();
+        }
+        assert_eq!(transports, ["udp", "udp", "tcp", "udp", "tcp", "udp"]);
+        assert_eq!(p.tcp_pushes.load(Relaxed), 2);
+        // The seventh attempt goes over TCP; its response (REFUSED) ends the
+        // run of timeouts: UDP again.
+        assert!(p.tick(now, Some(&one)).1);
+        assert!(p.flight_over_tcp());
+        p.post_via(one.digest(), PushOutcome::Rcode(5), true);
+        let (f, _) = p.tick(now + 10, Some(&one));
+        assert_eq!((f.unwrap().outcome, f.unwrap().tcp), (PushOutcome::Rcode(5), true));
+        assert_eq!(p.tcp_pushes.load(Relaxed), 3);
+        now += 10 + f.unwrap().retry_in_ms.unwrap();
+        assert!(p.tick(now, Some(&one)).1);
+        assert!(!p.flight_over_tcp());
+        // A truncated UDP response moved to TCP: posted as such.
+        p.post_via(one.digest(), PushOutcome::Ok, true);
+        let (f, _) = p.tick(now + 10, Some(&one));
+        assert_eq!((f.unwrap().outcome, f.unwrap().tcp), (PushOutcome::Ok, true));
+        assert!(p.is_done(one.digest()));
     }
 }
