@@ -1,7 +1,9 @@
 """The Lab: sets up the parent, the hosts and the resolvers that work,
 records the module's default policy, and runs the experiments (baseline,
-load sweep, failover, drain, startup gating, distance), each writing its
-figures into the results that report.py turns into docs/lab.md.
+load sweep, failover, drain, startup gating, distance; the closed loop,
+the signed chain and several addresses per NS name from their own
+modules), each writing its figures into the results that report.py turns
+into docs/lab.md (and the closed loop's and ns-addresses' own files).
 """
 
 import random
@@ -123,12 +125,13 @@ class Lab:
         for r in self.resolvers:
             r.proc = None
 
-    def run_parallel(self, plans):
-        """plans: {resolver: plan}; drives all at once, returns {name: recs}."""
+    def run_parallel(self, plans, host_of=HOST_OF_ADDR):
+        """plans: {resolver: plan}; drives all at once, returns {name: recs};
+        host_of: {answer address: host index}."""
         out = {}
 
         def worker(r, plan):
-            out[r.name] = drive(r.addr, plan, host_of=HOST_OF_ADDR)
+            out[r.name] = drive(r.addr, plan, host_of=host_of)
 
         threads = [threading.Thread(target=worker, args=(r, p), daemon=True)
                    for r, p in plans.items()]
@@ -338,6 +341,10 @@ class Lab:
         self.results["experiments"]["distance"] = {"count": n, "rate": rate, "rtt_ms": dist,
                                                    "rows": rows}
 
+    def exp_ns_addresses(self):
+        from . import nsaddr
+        nsaddr.run(self)
+
     def exp_closed_loop(self):
         from . import closedloop
         closedloop.run(self, policies=self.args.policies, runs=self.args.runs)
@@ -362,4 +369,7 @@ EXPERIMENTS = {
     "distance": Lab.exp_distance,
     "closed-loop": Lab.exp_closed_loop,
     "dnssec": exp_dnssec,
+    "ns-addresses": Lab.exp_ns_addresses,
 }
+# run only when named in --only: they take long, or answer a question of their own
+ON_REQUEST = ["closed-loop", "ns-addresses"]
