@@ -281,10 +281,11 @@ def conclusions(data, labels):
             total = sum(x["queries"] for x in server)
             to_drained = sum(server[k]["queries"] for k in drained)
             refused = sum(server[k]["refused"] for k in drained)
-            if total:
+            clients = sum(s["all"]["sent"] for s in p["res"].values())
+            if total and clients:
                 out.append("In phase %s the drained hosts still received %s of the queries that "
-                           "reached any host (all resolvers together)%s." % (
-                               name, pc(to_drained / total),
+                           "reached any host (all resolvers together, %.2f per client query)%s." % (
+                               name, pc(to_drained / total), to_drained / clients,
                                ", %s of them answered REFUSED" % pc(refused / to_drained)
                                if to_drained else ""))
     c = phase(data, "C")

@@ -970,16 +970,17 @@ measured data (a **%s** run%s); run it again to regenerate it.""" % (
         results.get("mode", "?"),
         " with the debug build of the module" if results.get("build") == "debug" else "")))
     md.append("## Set-up\n")
-    deleg = "; ".join("`%s` → %s" % (ns["name"], ", ".join(
+    deleg = "".join("\n  - `%s` → %s" % (ns["name"], ", ".join(
         "host %d (%s)" % (d["hosts"].index(a) + 1, a) for a in ns["addresses"])) for ns in d["ns"])
     md.append("""- **Hosts**: %d nginx instances with the module, from the lab's host template
   ([`scripts/lab.d/host.conf`](../scripts/lab.d/host.conf)), each on its own
   loopback address with its own `dns_load_file`, `dns_address auto` (each
   answers with its own address), `dns_wildcard on`, `dns_ttl 10s`,
-  `dns_silence %s`.
+  `dns_silence %s` (a drained host, or one above the high mark, answers
+  REFUSED at once); the default shedding curve.
 - **Delegation**: the parent (NSD) delegates `www.example.com` to %d NS names,
-  each with %d A records as glue: %s.
-- **Resolvers**: %s, each started afresh for every phase (empty cache and
+  each with %d A records as glue:%s
+- **Resolvers**: %s; each started afresh for every phase (empty cache and
   server statistics), iterating from the lab's private root.
 - **Driver**: in each phase, unique names (`<unique>.www.example.com`, never
   cached) through every resolver at %s queries/s for %g s, all resolvers at
@@ -1005,9 +1006,16 @@ and later."""))
     md.append(paragraph(" ".join(nsaddr.conclusions(d, labels))))
     for p in d["phases"]:
         md.append("## Phase %s: %s\n" % (p["phase"], p["what"]))
-        md.append(paragraph("Load files: %s; the hosts' states: %s." % (
+        states = {}
+        for st in p["states"]:
+            states[st] = states.get(st, 0) + 1
+        numeric = sorted(set(float(v) for v in p["loads"] if v not in ("0", "drain")))
+        md.append(paragraph("Load files: %s%s; the hosts' states: %s." % (
             ", ".join("host %d %s" % (k + 1, v) for k, v in enumerate(p["loads"]) if v != "0")
-            or "all 0", ", ".join(sorted(set("%s" % s for s in p["states"]))))))
+            or "all 0",
+            "".join(" (the module's default curve at %g: %s)" % (x, curve_at(x, module_defaults(results)))
+                    for x in numeric),
+            ", ".join("%d %s" % (c, st) for st, c in sorted(states.items(), key=lambda x: x[1])))))
         header = ["resolver"] + ["h%d" % (k + 1) for k in range(len(d["hosts"]))] + \
             [ns["name"].split(".")[0] for ns in d["ns"]] + \
             ["hosts used (≥%g%% after %g s)" % (100 * nsaddr.STEADY_MIN_SHARE, d["explore_s"]),
