@@ -269,9 +269,11 @@ def conclusions(data, labels):
     for name, what in (("B2", "at load 0.9"), ("B3", "drained")):
         b = phase(data, name)
         if a and b:
-            parts = ["%s %s → %s" % (labels[n], pc(group(shares(a["res"][n]["all"]), [0, 1, 2])),
-                                     pc(group(shares(b["res"][n]["all"]), [0, 1, 2])))
-                     for n in names if n in a["res"] and n in b["res"]]
+            parts = ["%s %s → %s (the largest share of one host %s)" % (
+                labels[n], pc(group(shares(a["res"][n]["all"]), [0, 1, 2])),
+                pc(group(shares(b["res"][n]["all"]), [0, 1, 2])),
+                pc(max(shares(b["res"][n]["all"]) or [None])))
+                for n in names if n in a["res"] and n in b["res"]]
             out.append("Every address of ns1-www %s (phase %s), the share of hosts 1-3: %s." %
                        (what, name, join(parts)))
     for name, drained in (("B3", [0, 1, 2]), ("C", [0, 3, 6])):

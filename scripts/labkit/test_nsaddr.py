@@ -124,6 +124,9 @@ class Conclusions(unittest.TestCase):
         self.assertIn("Unbound 9 (3+3+3)", t)
         # the status counters: each host got the answers of all four resolvers
         self.assertIn("In phase C the drained hosts still received 0% of the queries that reached any host (all resolvers together, 0.00 per client query)", t)
+        t = self.text({"A": {n: EVEN for n in LABELS},
+                       "B2": {n: [0, 0, 0, 600, 0, 0, 0, 0, 300] for n in LABELS}})
+        self.assertIn("Unbound 33% → 0% (the largest share of one host 67%)", t)
 
 
 class Report(unittest.TestCase):
