@@ -16,9 +16,14 @@ Modules, from the wire up:
   closedloop   the closed loop: hosts with real applications, twelve
                resolvers at their own distances, client sessions, the
                policies compared and the figures per scenario
+  nsaddr       several addresses per NS name: nine hosts behind three NS
+               names with three addresses each, phases of idle, loaded
+               and drained hosts (experiment "ns-addresses"), and what
+               each resolver's source limits per delegation
   report       docs/lab.md and docs/lab-share.svg from results.json
                (docs/lab-dnssec.md from dnssec-results.json, docs/lab-address-move.md
-               from address-move-results.json); the closed loop's
+               from address-move-results.json, docs/lab-ns-addresses.md from
+               ns-addresses-results.json); the closed loop's
                closed-loop.json, section and pictures
 """
 

@@ -15,12 +15,13 @@ def pct(values, q):
     return v[min(len(v) - 1, int(q * len(v)))]
 
 
-def summarize(recs):
-    """Answers per host, failures by kind and latency of the answered
-    queries; for queries that asked for validation (records with ad) also
-    ad: the answers with addresses that had AD=1."""
+def summarize(recs, n_hosts=None):
+    """Answers per host (n_hosts of them, the lab's three by default),
+    failures by kind and latency of the answered queries; for queries that
+    asked for validation (records with ad) also ad: the answers with
+    addresses that had AD=1."""
     ok = [r for r in recs if r["status"] == "ok"]
-    share = [0] * len(HOSTS)
+    share = [0] * (n_hosts or len(HOSTS))
     for r in ok:
         if r["host"] is not None:
             share[r["host"]] += 1
@@ -37,14 +38,14 @@ def summarize(recs):
     })
 
 
-def bins(recs, t0, width, dur, tag=None):
+def bins(recs, t0, width, dur, tag=None, n_hosts=None):
     """summarize() per `width` seconds of send time, from t0 for dur seconds."""
     out = []
     nb = int(dur // width + (1 if dur % width else 0))
     for b in range(nb):
         lo, hi = t0 + b * width, t0 + (b + 1) * width
         sel = [r for r in recs if lo <= r["sent"] < hi and (tag is None or r["tag"] == tag)]
-        s = summarize(sel)
+        s = summarize(sel, n_hosts)
         s["start"] = b * width
         out.append(s)
     return out

@@ -1,9 +1,9 @@
 """The Lab: sets up the parent, the hosts and the resolvers that work,
 records the module's default policy, and runs the experiments (baseline,
-load sweep, failover, drain, startup gating, distance; the signed chain
-and the address move have their own modules), each writing its figures
-into the results that report.py turns into docs/lab.md (and the pages
-beside it).
+load sweep, failover, drain, startup gating, distance; the closed loop,
+the signed chain, the address move and several addresses per NS name
+have their own modules), each writing its figures into the results that
+report.py turns into docs/lab.md (and the pages beside it).
 """
 
 import random
@@ -367,6 +367,10 @@ class Lab:
         self.results["experiments"]["distance"] = {"count": n, "rate": rate, "rtt_ms": dist,
                                                    "rows": rows}
 
+    def exp_ns_addresses(self):
+        from . import nsaddr
+        nsaddr.run(self)
+
     def exp_closed_loop(self):
         from . import closedloop
         closedloop.run(self, policies=self.args.policies, runs=self.args.runs, repeat=self.args.repeat,
@@ -393,4 +397,7 @@ EXPERIMENTS = {
     "closed-loop": Lab.exp_closed_loop,
     "dnssec": exp_dnssec,
     "address-move": exp_address_move,
+    "ns-addresses": Lab.exp_ns_addresses,
 }
+# run only when named in --only: they take long, or answer a question of their own
+ON_REQUEST = ["closed-loop", "ns-addresses"]

@@ -1060,4 +1060,119 @@ def write_address_move(results, out_dir):
             old = f.read()
     with open(lab_md, "w") as f:
         f.write(splice_move(old, block))
+
+
+# ---------------------------------------------------------------- several addresses per NS name
+
+def ns_addresses_report(results):
+    """docs/lab-ns-addresses.md from the experiment's data."""
+    from . import nsaddr
+    d = results["experiments"]["ns-addresses"]
+    labels = {n: results["resolvers"][n]["label"] for n in results["resolvers"]}
+    versions = results.get("versions", {})
+    md = ["# Several addresses per NS name\n"]
+    md.append(paragraph("""Resolvers look at a limited number of name servers per delegation (the
+limits are below, with where they are in each resolver's source), so a fleet of
+more hosts than that can only be reached if resolvers use several addresses per
+NS name. This file is written by `scripts/lab --only ns-addresses` from the
+measured data (a **%s** run%s); run it again to regenerate it.""" % (
+        results.get("mode", "?"),
+        " with the debug build of the module" if results.get("build") == "debug" else "")))
+    md.append("## Set-up\n")
+    deleg = "".join("\n  - `%s` → %s" % (ns["name"], ", ".join(
+        "host %d (%s)" % (d["hosts"].index(a) + 1, a) for a in ns["addresses"])) for ns in d["ns"])
+    md.append("""- **Hosts**: %d nginx instances with the module, from the lab's host template
+  ([`scripts/lab.d/host.conf`](../scripts/lab.d/host.conf)), each on its own
+  loopback address with its own `dns_load_file`, `dns_address auto` (each
+  answers with its own address), `dns_wildcard on`, `dns_ttl 10s`,
+  `dns_silence %s` (a drained host, or one above the high mark, answers
+  REFUSED at once); the default shedding curve.
+- **Delegation**: the parent (NSD) delegates `www.example.com` to %d NS names,
+  each with %d A records as glue:%s
+- **Resolvers**: %s; each started afresh for every phase (empty cache and
+  server statistics), iterating from the lab's private root.
+- **Driver**: in each phase, unique names (`<unique>.www.example.com`, never
+  cached) through every resolver at %s queries/s for %g s, all resolvers at
+  once; it counts which host's address came back. The first %g s of a phase
+  are also reported apart (exploration). The hosts' status counters give the
+  queries that reached each host (all resolvers together).
+- Software: %s.
+""" % (len(d["hosts"]), d["silence"], len(d["ns"]), len(d["ns"][0]["addresses"]), deleg,
+       join_labels(labels), d["rate"], d["duration"], d["explore_s"],
+       ", ".join("%s %s" % kv for kv in versions.items()) or "versions unknown"))
+    md.append("## What the resolvers' source limits\n")
+    md.append(table(["resolver", "limit per delegation", "source"],
+                    [[r, lim, src] for r, lim, src in nsaddr.LIMITS]) + "\n")
+    md.append(paragraph("""So the "about 13 name servers" holds for PowerDNS Recursor (13 NS
+names, all their addresses), newer BIND 9 (13 servers, names and addresses
+counted together) and Knot Resolver (13 NS names, plus 8 extra addresses per
+zone cut); BIND 9.18 follows up to 20 NS names and Unbound 1.17 sets no cap
+on the names or addresses of a delegation with glue. Several addresses per
+name therefore reach more hosts than 13 in Unbound, BIND 9.18 and PowerDNS
+Recursor, up to 21 addresses in Knot Resolver, and at most 13 in BIND 9.21.20
+and later."""))
+    md.append("## Conclusions (computed from this run)\n")
+    md.append(paragraph(" ".join(nsaddr.conclusions(d, labels))))
+    for p in d["phases"]:
+        md.append("## Phase %s: %s\n" % (p["phase"], p["what"]))
+        states = {}
+        for st in p["states"]:
+            states[st] = states.get(st, 0) + 1
+        numeric = sorted(set(float(v) for v in p["loads"] if v not in ("0", "drain")))
+        md.append(paragraph("Load files: %s%s; the hosts' states: %s." % (
+            ", ".join("host %d %s" % (k + 1, v) for k, v in enumerate(p["loads"]) if v != "0")
+            or "all 0",
+            "".join(" (the module's default curve at %g: %s)" % (x, curve_at(x, module_defaults(results)))
+                    for x in numeric),
+            ", ".join("%d %s" % (c, st) for st, c in sorted(states.items(), key=lambda x: x[1])))))
+        header = ["resolver"] + ["h%d" % (k + 1) for k in range(len(d["hosts"]))] + \
+            [ns["name"].split(".")[0] for ns in d["ns"]] + \
+            ["hosts used (≥%g%% after %g s)" % (100 * nsaddr.STEADY_MIN_SHARE, d["explore_s"]),
+             "failed", "median / p90 ms"]
+        rows = []
+        for n in labels:
+            r = p["res"].get(n)
+            if r is None:
+                continue
+            s = r["all"]
+            sh = nsaddr.shares(s)
+            cells = [pct1(x) for x in sh] if sh else ["—"] * len(d["hosts"])
+            cells += [pct1(x) for x in nsaddr.name_shares(sh)] if sh else ["—"] * len(d["ns"])
+            rows.append([labels[n]] + cells + [
+                "%d (%d)" % (nsaddr.used(s), nsaddr.used(r["steady"], nsaddr.STEADY_MIN_SHARE)),
+                "%d / %d" % (s["sent"] - s["ok"], s["sent"]),
+                "%s / %s" % (ms(s["lat_med_ms"]), ms(s["lat_p90_ms"]))])
+        server = p.get("server") or []
+        if server and all(x is not None for x in server):
+            rows.append(["queries reaching the host"] + [str(x["queries"]) for x in server] +
+                        [str(sum(server[k]["queries"] for k in range(i * 3, i * 3 + 3)))
+                         for i in range(len(d["ns"]))] + ["", "", ""])
+            if any(x["refused"] for x in server):
+                rows.append(["of them REFUSED"] + [str(x["refused"]) for x in server] +
+                            [""] * len(d["ns"]) + ["", "", ""])
+        md.append("Share of each resolver's answered queries per host (h1-h9) and per NS name:\n")
+        md.append(table(header, rows) + "\n")
+        if p["phase"] == "A":
+            md.append("When each host first answered (seconds after the phase began):\n")
+            md.append(table(["resolver"] + ["h%d" % (k + 1) for k in range(len(d["hosts"]))],
+                            [[labels[n]] + ["—" if t is None else "%.1f" % t
+                                            for t in p["res"][n]["first_use_s"]]
+                             for n in labels if n in p["res"]]) + "\n")
+    return "\n".join(md)
+
+
+def pct1(f):
+    return "%.1f%%" % (100 * f)
+
+
+def join_labels(labels):
+    return ", ".join(labels.values()) or "none"
+
+
+def write_ns_addresses(results, out_dir):
+    """out_dir/lab-ns-addresses.md; returns its text."""
+    text = ns_addresses_report(results)
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "lab-ns-addresses.md"), "w") as f:
+        f.write(text)
     return text

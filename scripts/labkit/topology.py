@@ -52,8 +52,23 @@ def root_hints(work):
     return os.path.join(parent_dir(work), "root.hints")
 
 
+SOA = "SOA ns.lab. hostmaster.lab. 1 3600 600 86400 3600"
+
+
+def example_zone(delegation):
+    """The example.com zone file's text: www delegated to the NS names of
+    delegation = [(label below example.com, [glue addresses])], each name
+    with its A records as glue."""
+    lines = ["$TTL 3600", "example.com.  IN %s" % SOA, "example.com.  IN NS ns.lab.",
+             "; delegate www to the hosts that run the application"]
+    lines += ["www      3600 IN NS %s.example.com." % label for label, _ in delegation]
+    lines.append("; glue: the address(es) behind each name")
+    lines += ["%-8s 3600 IN A  %s" % (label, addr) for label, addrs in delegation for addr in addrs]
+    return "\n".join(lines) + "\n"
+
+
 def zone_files(d):
-    soa = "SOA ns.lab. hostmaster.lab. 1 3600 600 86400 3600"
+    soa = SOA
     files = {
         "root.zone": f"""$TTL 86400
 .           IN {soa}
@@ -66,18 +81,8 @@ com.          IN {soa}
 com.          IN NS ns.lab.
 example.com.  IN NS ns.lab.
 """,
-        "example.com.zone": f"""$TTL 3600
-example.com.  IN {soa}
-example.com.  IN NS ns.lab.
-; delegate www to the three hosts that run the application
-www      3600 IN NS ns1-www.example.com.
-www      3600 IN NS ns2-www.example.com.
-www      3600 IN NS ns3-www.example.com.
-; glue: the address of each host
-ns1-www  3600 IN A  {HOSTS[0][1]}
-ns2-www  3600 IN A  {HOSTS[1][1]}
-ns3-www  3600 IN A  {HOSTS[2][1]}
-""",
+        "example.com.zone": example_zone([("ns%d-www" % (i + 1), [h[1]])
+                                          for i, h in enumerate(HOSTS)]),
         "root.hints": f""".        3600000 IN NS ns.lab.
 ns.lab.  3600000 IN A  {PARENT_ADDR}
 """,
@@ -156,11 +161,13 @@ class Host:
     """One application host: nginx with the module from scripts/lab.d/host.conf,
     its load file, and optionally a delaying relay on its glue address."""
 
-    def __init__(self, index, work, nginx, module):
+    def __init__(self, index, work, nginx, module, spec=None):
+        """spec: (name, glue address, relay back-end address, status port),
+        another host than HOSTS[index]."""
         self.index = index
         self.nginx = nginx
         self.module = module
-        self.name, self.glue, self.backend, self.status_port = HOSTS[index]
+        self.name, self.glue, self.backend, self.status_port = spec or HOSTS[index]
         self.dir = os.path.join(work, self.name)
         os.makedirs(os.path.join(self.dir, "logs"), exist_ok=True)
         os.chmod(self.dir, 0o755)
@@ -286,6 +293,16 @@ def add_addresses():
         if " %s/32 " % a in have:
             continue
         if subprocess.run(["ip", "addr", "add", a + "/32", "dev", "lo"]).returncode == 0:
+            added.append(a)
+    return added
+
+
+def add_extra_addresses(addrs):
+    """addrs on lo as well (an experiment's own hosts); returns those added."""
+    added = []
+    for a in addrs:
+        if subprocess.run(["ip", "addr", "add", a + "/32", "dev", "lo"],
+                          stderr=subprocess.DEVNULL).returncode == 0:
             added.append(a)
     return added
 
