@@ -9,7 +9,7 @@ use FindBin;
 use Test::More;
 
 my $scripts = "$FindBin::Bin/../scripts";
-for my $module (qw(labkit.test_popsim labkit.test_addrmove)) {
+for my $module (qw(labkit.test_popsim labkit.test_addrmove labkit.test_nsaddr)) {
     my $out = `cd $scripts && python3 -m unittest $module 2>&1`;
     is($? >> 8, 0, "$module passes") or diag($out);
     like($out, qr/^OK$/m, "$module: OK");
