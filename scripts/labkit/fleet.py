@@ -369,16 +369,20 @@ runs: BIND 9.18.49, PowerDNS Recursor 4.8.8, Unbound 1.17.1, Knot Resolver
   (`MAX_TARGET_COUNT`, `iterator/iterator.h`) for NS names without glue,
   and `max-sent-count` (default 32) queries per resolution. Model: every
   address (`unbound`).
-- **Knot Resolver 5** puts every NS name of the cached NS set and every
-  cached address of each into the zone cut (`fetch_ns()` and
-  `fetch_addr()` in `lib/zonecut.c`), and its server selection
-  (`lib/selection_iter.c`) chooses among all of them; no limit on the
-  number of NS names or addresses was found. Model: every address (`kresd`).
+- **Knot Resolver 5.6** keeps at most 13 NS names of a zone cut; the first
+  A and the first AAAA of each name are taken, further addresses share a
+  budget of 8 per zone cut (`fetch_ns()` in `lib/zonecut.c`; referral glue
+  beyond 26 addresses keeps one address per name, `GLUE_COUNT_THROTTLE`
+  in `lib/layer/iterate.c`), as read for the lab's check of several
+  addresses per NS name ([lab-ns-addresses.md](lab-ns-addresses.md)).
+  Model: 13 names in the cache's order (one draw per resolver), the first
+  address of each and 8 more (`kresd`).
 
 So the "about 13 name servers" limit holds per resolution for PowerDNS
 Recursor (a different 13 each time), for all time for BIND 9.21 (13
 addresses, whatever the number of NS names), and as 20 NS names for BIND
-9.18/9.20; Unbound and Knot Resolver see every address."""
+9.18/9.20, and for Knot Resolver as 13 NS names plus 8 more addresses;
+Unbound sees every address."""
 
 
 def pct(x):
@@ -651,11 +655,15 @@ def ns_findings(ns):
     out.append("""- **How big a fleet one name can serve**: with one address per NS name, up to
   13 hosts (every family sees every host); beyond that BIND 9.18/9.20 ignore
   the NS names after the 20th in DNSSEC order (the same hosts for every BIND
-  resolver) and PowerDNS Recursor sees 13 names per resolution. Putting
-  several addresses on at most 13 NS names lets BIND 9.18/9.20, PowerDNS
-  Recursor, Unbound and Knot Resolver reach every host; BIND 9.21 and later
-  still use 13 addresses per resolver, a different 13 for different
-  resolvers.""")
+  resolver), PowerDNS Recursor sees 13 names per resolution and Knot
+  Resolver 13 names. Putting several addresses on at most 13 NS names lets
+  BIND 9.18/9.20, PowerDNS Recursor and Unbound reach every host; Knot
+  Resolver takes the first address of each name and 8 more (21 hosts at
+  most, a different set for different resolvers), and BIND 9.21 and later
+  use 13 addresses per resolver, a different 13 for different resolvers.
+  Each host is still reached by most resolvers, so load spreads over the
+  whole fleet, but a fleet beyond about 20 hosts relies on resolvers
+  seeing different subsets.""")
     return out
 
 

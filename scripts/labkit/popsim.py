@@ -73,8 +73,12 @@ UNBOUND_MAX_RTO_MS = 120000.0  # Unbound's infra-cache-max-rtt
 # default 13) keep at most 13 NS records of a referral and use at most 13
 # addresses in all; PowerDNS Recursor (max-ns-per-resolve, default 13) takes
 # a random sample of 13 NS records per resolution, every address of each;
-# Unbound and Knot Resolver use every address of every NS name with glue.
+# Knot Resolver 5.6 takes 13 NS names of a zone cut, the first address of
+# each plus at most 8 more in all (fetch_ns() in lib/zonecut.c); Unbound
+# uses every address of every NS name with glue.
 BIND_NS_LIMIT = 20
+KRESD_NS_LIMIT = 13
+KRESD_EXTRA_ADDRESSES = 8
 HALF_LIFE = {"bind": BIND_HALF_LIFE_S, "pdns": PDNS_HALF_LIFE_S}
 BIND921_SERVERS = 13
 PDNS_NS_PER_RESOLVE = 13
@@ -212,6 +216,19 @@ class Resolver:
                 turn = self.rng.randrange(len(addrs)) if addrs else 0
                 hosts.extend(addrs[turn:] + addrs[:turn])
             return sorted(set(hosts[:BIND921_SERVERS]))
+        if self.rule == "kresd" and (len(names) > KRESD_NS_LIMIT or
+                                     sum(len(a) - 1 for a in names if a) > KRESD_EXTRA_ADDRESSES):
+            # the cache's order of the NS set: one draw per resolver
+            order = list(range(len(names)))
+            self.rng.shuffle(order)
+            hosts, extra = [], KRESD_EXTRA_ADDRESSES
+            for j in order[:KRESD_NS_LIMIT]:
+                addrs = names[j]
+                if addrs:
+                    more = addrs[1:1 + extra]
+                    extra -= len(more)
+                    hosts += [addrs[0]] + more
+            return sorted(set(hosts))
         return sorted({h for addrs in names for h in addrs})
 
     def age_clock(self, now):
