@@ -425,7 +425,8 @@ def window_figures(name, a, b, event_at, samples, recs):
     means10 = [moving_mean(load_series(samples, h), SETTLE_WINDOW) for h in hosts]
     steady_from = a if event_at is None else a + (b - a) / 2
     for h in hosts:
-        loads = [s["hosts"][h]["load"] for s in in_win if s["hosts"][h] and s["hosts"][h]["load"] is not None]
+        # a host that does not answer its status (killed) counts as 0, as in load_series()
+        loads = [(s["hosts"][h] or {}).get("load") or 0.0 for s in in_win]
         peak.append(round(max(loads), 3) if loads else 0.0)
         m10 = [v for t, v in means10[h] if a + SETTLE_WINDOW <= t < b]
         peak10.append(round(max(m10), 3) if m10 else 0.0)
@@ -465,7 +466,7 @@ def window_figures(name, a, b, event_at, samples, recs):
         "flips_per_min": round(max(flips) / minutes, 2) if minutes else 0.0,
         "flips": flips, "settle_s": settle, "failed_sessions": len(failed), "sessions": len(sess),
         "failures": kinds, "hosts": share, "families": fam,
-        "mean_load": [round(statistics.mean([s["hosts"][h]["load"] or 0 for s in in_win if s["hosts"][h]]
+        "mean_load": [round(statistics.mean([(s["hosts"][h] or {}).get("load") or 0.0 for s in in_win]
                                             or [0]), 3) for h in hosts],
         "conn_ms_median": round(statistics.median(conn), 2) if conn else None,
         "conn_ms_p99": round(pct(conn, 0.99), 2) if conn else None,
