@@ -19,7 +19,9 @@ sub start {
     my (%o) = @_;
     my $t = DnsTest->new(ports => 2);
     my $conf = DnsTest::conf(
-        server  => "dns_load_file %%PREFIX%%/app.load;\ndns_load_smoothing 0;",
+        # at load 0.9 half the queries are delayed, half refused
+        server  => "dns_load_file %%PREFIX%%/app.load;\ndns_load_smoothing 0;\n"
+                 . "dns_shed 0.5:0 0.9:100ms:refuse=0.5;",
         servers => DnsTest::server_block(port => 'PORT2', service => 'api.example.com',
             extra => "dns_udp_fast_path off;"),
     );
@@ -42,7 +44,7 @@ $t->udp_exchange(DnsTest::make_query(), timeout => 1);
 $t->tcp_exchange(DnsTest::make_query(), timeout => 1);
 $t->udp_exchange(DnsTest::make_query(name => 'api.example.com'), port => $t->port(2), timeout => 1);
 set_load($t, '0.9');
-$t->udp_exchange(DnsTest::make_query(), timeout => 1) for 1 .. 4;
+$t->udp_exchange(DnsTest::make_query(), timeout => 1) for 1 .. 12;
 set_load($t, 'drain');
 $t->udp_exchange(DnsTest::make_query(), timeout => 1);
 sleep 0.2;
@@ -55,6 +57,8 @@ like($log, qr/\[debug\].*dns_service api\.example\.com: UDP query from 127\.0\.0
     'session path: answered');
 like($log, qr/dns_service www\.example\.com: UDP query .* delayed by the shedding curve \(\d+ ms\), state shedding, load 0\.9/,
     'a delay says how long, the state and the load');
+like($log, qr/dns_service www\.example\.com: UDP query .* refused by the shedding curve, state shedding, load 0\.9/,
+    'a refusal by the curve says so');
 like($log, qr/dns_service www\.example\.com: UDP query .* refused: the service is silent \(dns_silence refuse\), state draining/,
     'a refusal says why');
 $t->stop;
