@@ -688,6 +688,9 @@ def closed_windows(cl):
                 names.append(w["name"])
         if run["policy"] not in policies:
             policies.append(run["policy"])
+    from .closedloop import POLICIES
+    known = list(POLICIES)
+    policies.sort(key=lambda p: known.index(p) if p in known else len(known))
     return figures, names, policies, repeats
 
 
