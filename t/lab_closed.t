@@ -10,16 +10,10 @@ use warnings;
 use File::Temp qw(tempdir);
 use JSON::PP ();
 use Test::More;
+use LabTest;
 use Time::HiRes qw(time);
 
-plan skip_all => 'set DNS_LAB=1 to run the closed-loop lab (root, port 53 in a network namespace, minutes)'
-    unless $ENV{DNS_LAB};
-plan skip_all => 'the lab needs root' if $> != 0;
-local $ENV{PATH} = "$ENV{PATH}:/usr/sbin:/sbin";
-for my $tool (qw(nsd unshare ip)) {
-    plan skip_all => "$tool not installed (scripts/lab --install)"
-        unless grep { -x "$_/$tool" } split /:/, $ENV{PATH};
-}
+LabTest::require_lab(what => 'the closed-loop lab');
 
 my $root = "$ENV{PWD}";
 my $out = tempdir(CLEANUP => 1);

@@ -10,15 +10,9 @@ use strict;
 use warnings;
 use File::Temp qw(tempdir);
 use Test::More;
+use LabTest;
 
-plan skip_all => 'set DNS_LAB=1 to run the resolver lab (root, port 53 in a network namespace, minutes)'
-    unless $ENV{DNS_LAB};
-plan skip_all => 'the lab needs root' if $> != 0;
-local $ENV{PATH} = "$ENV{PATH}:/usr/sbin:/sbin";
-for my $tool (qw(nsd unshare ip)) {
-    plan skip_all => "$tool not installed (scripts/lab --install)"
-        unless grep { -x "$_/$tool" } split /:/, $ENV{PATH};
-}
+LabTest::require_lab();
 
 my $root = "$ENV{PWD}";
 my $out = tempdir(CLEANUP => 1);
