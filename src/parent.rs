@@ -277,29 +277,20 @@ unsafe fn read_response(c: *mut ngx_connection_t, push: &mut Push) -> Option<Res
             }
             let n = recv(c, push.buffer.as_mut_ptr().add(push.got), want - push.got);
             if n == NGX_AGAIN as isize {
-                if ngx_handle_read_event((*c).read, 0) != NGX_OK as isize {
-                    return Some(Response::Done(PushOutcome::Network));
-                }
-                return None;
+                return wait_for_response(c);
             }
             if n <= 0 {
                 return Some(Response::Done(PushOutcome::Network));
             }
             push.got += n as usize;
         }
-        if ngx_handle_read_event((*c).read, 0) != NGX_OK as isize {
-            return Some(Response::Done(PushOutcome::Network));
-        }
-        return None;
+        return wait_for_response(c);
     }
     // Bounded: stray datagrams (not our ID) are skipped, a few per event.
     for _ in 0..8 {
         let n = recv(c, push.buffer.as_mut_ptr(), BUFFER);
         if n == NGX_AGAIN as isize {
-            if ngx_handle_read_event((*c).read, 0) != NGX_OK as isize {
-                return Some(Response::Done(PushOutcome::Network));
-            }
-            return None;
+            return wait_for_response(c);
         }
         if n <= 0 {
             return Some(Response::Done(PushOutcome::Network));
@@ -313,13 +304,18 @@ unsafe fn read_response(c: *mut ngx_connection_t, push: &mut Push) -> Option<Res
         }
         return Some(Response::Done(judge(push, msg, code)));
     }
+    wait_for_response(c)
+}
+
+/// The outcome a complete response gives, its signature checked.
+/// Waits for the next read event (None), or fails the push when it cannot.
+unsafe fn wait_for_response(c: *mut ngx_connection_t) -> Option<Response> {
     if ngx_handle_read_event((*c).read, 0) != NGX_OK as isize {
         return Some(Response::Done(PushOutcome::Network));
     }
     None
 }
 
-/// The outcome a complete response gives, its signature checked.
 unsafe fn judge(push: &Push, msg: &[u8], code: u16) -> PushOutcome {
     let key = &*push.key;
     let mac = &push.mac[..key.algorithm().mac_len()];

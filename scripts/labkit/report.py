@@ -1001,14 +1001,19 @@ def write_closed_loop(results, out_dir):
     section = closed_section(results, pictures)
     with open(os.path.join(out_dir, "closed-loop.md"), "w") as f:
         f.write(section)
+    rewrite_lab_md(out_dir, lambda text: splice_closed(text, section))
+    return section
+
+
+def rewrite_lab_md(out_dir, change):
+    """out_dir/lab.md replaced by change(its text) ("" when there is none)."""
     lab_md = os.path.join(out_dir, "lab.md")
     text = ""
     if os.path.exists(lab_md):
         with open(lab_md) as f:
             text = f.read()
     with open(lab_md, "w") as f:
-        f.write(splice_closed(text, section))
-    return section
+        f.write(change(text))
 
 
 def splice_closed(text, section):
@@ -1056,13 +1061,7 @@ def write_address_move(results, out_dir):
         f.write(text)
     block = "%s\n## Address move\n\n%s\nThe figures per resolver: [lab-address-move.md](lab-address-move.md).\n%s" % (
         MOVE_BEGIN, paragraph(addrmove.summary_line(results)), MOVE_END)
-    lab_md = os.path.join(out_dir, "lab.md")
-    old = ""
-    if os.path.exists(lab_md):
-        with open(lab_md) as f:
-            old = f.read()
-    with open(lab_md, "w") as f:
-        f.write(splice_move(old, block))
+    rewrite_lab_md(out_dir, lambda text: splice_move(text, block))
 
 
 # ---------------------------------------------------------------- several addresses per NS name

@@ -347,8 +347,14 @@ mod tests {
             ..Policy::default()
         };
         let mut e = Evaluator::default();
-        assert_eq!(e.update(0, &[(Reading::Load(0.7), true)], 0, &policy).state, State::Shedding);
-        assert_eq!(e.update(1, &[(Reading::Load(0.5), true)], 0, &policy).state, State::Ready);
+        assert_eq!(
+            e.update(0, &[(Reading::Load(0.7), true)], 0, &policy).state,
+            State::Shedding
+        );
+        assert_eq!(
+            e.update(1, &[(Reading::Load(0.5), true)], 0, &policy).state,
+            State::Ready
+        );
     }
 
     #[test]
