@@ -362,6 +362,7 @@ class Lab:
             self.loads("%.2f" % load, "0", "0")
             res, server = self.measure(n, rate)
             rows.append({"load": load, "res": res, "server": server})
+        self.loads("0", "0", "0")  # the experiments after this one start from idle hosts
         for h in self.hosts:
             h.start()
         self.results["experiments"]["distance"] = {"count": n, "rate": rate, "rtt_ms": dist,
