@@ -16,8 +16,8 @@ use crate::health::address_slot::{AddressSlot, PushOutcome};
 use crate::log::{notice, warning};
 use crate::util::{guard, next_random};
 use ngx::ffi::{
-    ngx_add_timer, ngx_close_connection, ngx_connection_t, ngx_event_t, ngx_handle_read_event, ngx_handle_write_event,
-    ngx_log_t, ngx_peer_connection_t, ngx_str_t, NGX_AGAIN, NGX_OK,
+    ngx_close_connection, ngx_connection_t, ngx_event_t, ngx_handle_read_event, ngx_handle_write_event, ngx_log_t,
+    ngx_peer_connection_t, ngx_str_t, NGX_AGAIN, NGX_OK,
 };
 use std::ptr;
 
@@ -155,17 +155,7 @@ unsafe fn exchange(push: *mut Push, timeout_ms: u64, log: *mut ngx_log_t) {
         return;
     };
     let c = p.peer.connection;
-    (*c).data = push as *mut _;
-    (*c).log = log;
-    (*(*c).read).handler = Some(on_event);
-    (*(*c).write).handler = Some(on_event);
-    (*(*c).read).log = log;
-    (*(*c).write).log = log;
-    // An exiting worker does not wait for the answer; the leader of the
-    // next configuration tries again.
-    (*(*c).read).set_cancelable(1);
-    (*(*c).write).set_cancelable(1);
-    ngx_add_timer((*c).read, timeout_ms as _);
+    crate::probe::watch(c, push as *mut _, on_event, timeout_ms, log);
     if connected_now || !p.tcp {
         p.connected = true;
         let outcome = guard(Some(PushOutcome::Garbled), || send_request(c, &mut *push));

@@ -126,19 +126,32 @@ pub unsafe fn start(settings: &ProbeSettings, slot: &ServiceSlot, log: *mut ngx_
     };
     let c = probe.peer.connection;
     let probe = Box::into_raw(probe);
-    (*c).data = probe as *mut _;
-    (*c).log = log;
-    (*(*c).read).handler = Some(on_event);
-    (*(*c).write).handler = Some(on_event);
-    (*(*c).read).log = log;
-    (*(*c).write).log = log;
-    (*(*c).read).set_cancelable(1);
-    (*(*c).write).set_cancelable(1);
-    ngx_add_timer((*c).read, (*settings).timeout_ms as _);
+    watch(c, probe as *mut _, on_event, (*settings).timeout_ms, log);
     if connected_now {
         (*probe).connected = true;
         step(probe, c);
     }
+}
+
+/// Hands a connection from `connect` to its owner: `data` and `handler`
+/// for both events, the log, and a read timeout. The events are
+/// cancelable: an exiting worker does not wait for the exchange; the next
+/// configuration's leader starts again.
+pub unsafe fn watch(
+    c: *mut ngx_connection_t,
+    data: *mut std::ffi::c_void,
+    handler: unsafe extern "C" fn(*mut ngx_event_t),
+    timeout_ms: u64,
+    log: *mut ngx_log_t,
+) {
+    (*c).data = data;
+    (*c).log = log;
+    for ev in [(*c).read, (*c).write] {
+        (*ev).handler = Some(handler);
+        (*ev).log = log;
+        (*ev).set_cancelable(1);
+    }
+    ngx_add_timer((*c).read, timeout_ms as _);
 }
 
 unsafe extern "C" fn on_event(ev: *mut ngx_event_t) {
